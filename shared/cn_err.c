@@ -1,0 +1,23 @@
+/* cn_err.c: text for Canopy return codes. */
+#include "cn_err.h"
+
+#include <string.h>
+
+const char *cn_strerror(int err)
+{
+	switch (err) {
+	case 0: return "success";
+	case CN_E_MALFORMED: return "malformed input";
+	case CN_E_TOO_BIG: return "input too large";
+	case CN_E_BAD_ALG: return "algorithm not accepted";
+	case CN_E_BAD_SIG: return "bad signature";
+	case CN_E_EXPIRED: return "expired";
+	case CN_E_NOT_YET: return "not yet valid";
+	case CN_E_CONFIG: return "invalid configuration";
+	case CN_E_FULL: return "queue full";
+	default: break;
+	}
+	if (err < 0 && err > -4096)
+		return strerror(-err);
+	return "unknown error";
+}

@@ -1,0 +1,427 @@
+/* cn_http.c: one lws protocol per listener; requests are routed once the body is complete. */
+#include "cn_http.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "cn_err.h"
+#include "cn_json.h"
+#include "cn_log.h"
+#include "cn_metrics.h"
+
+#define MAX_ROUTES 128
+#define RESP_MAX (64 * 1024 * 1024)
+#define WRITE_CHUNK 16384
+
+struct route {
+	enum cn_http_method method;
+	char path[256];
+	size_t len;
+	bool prefix;
+	cn_http_handler fn;
+	void *arg;
+};
+
+struct cn_http_server {
+	char name[32];
+	struct lws_vhost *vhost;
+	struct lws_protocols protocols[2];
+	size_t max_body;
+	struct route routes[MAX_ROUTES];
+	size_t nroutes;
+	uint64_t by_class[6]; /* 1xx..5xx; [0] unused */
+	uint64_t too_big;
+};
+
+/* Per-connection state; lws zeroes it and frees it, we free what it points to. */
+struct http_conn {
+	enum cn_http_method method;
+	char path[CN_HTTP_MAX_PATH];
+	struct cn_buf body;
+	bool body_active;
+	bool body_too_big;
+	struct cn_buf out;
+	size_t sent;
+	bool responding;
+};
+
+static const char *const method_names[] = { "GET",   "HEAD",   "POST",    "PUT",
+					    "PATCH", "DELETE", "OPTIONS", "OTHER" };
+
+const char *cn_http_method_name(enum cn_http_method m)
+{
+	return (unsigned)m <= CN_HTTP_OTHER ? method_names[m] : "OTHER";
+}
+
+static enum cn_http_method method_of(struct lws *wsi)
+{
+	char *uri;
+	int len;
+
+	switch (lws_http_get_uri_and_method(wsi, &uri, &len)) {
+	case LWSHUMETH_GET: return CN_HTTP_GET;
+	case LWSHUMETH_HEAD: return CN_HTTP_HEAD;
+	case LWSHUMETH_POST: return CN_HTTP_POST;
+	case LWSHUMETH_PUT: return CN_HTTP_PUT;
+	case LWSHUMETH_PATCH: return CN_HTTP_PATCH;
+	case LWSHUMETH_DELETE: return CN_HTTP_DELETE;
+	case LWSHUMETH_OPTIONS: return CN_HTTP_OPTIONS;
+	default: return CN_HTTP_OTHER;
+	}
+}
+
+int cn_http_resp_header(struct cn_http_resp *resp, const char *name, const char *value)
+{
+	if (resp->nhdr == CN_HTTP_MAX_HEADERS)
+		return -ENOSPC;
+	if (cn_strlcpy(resp->hdr[resp->nhdr].name, name, sizeof(resp->hdr[0].name)) < 0 ||
+	    cn_strlcpy(resp->hdr[resp->nhdr].value, value, sizeof(resp->hdr[0].value)) < 0)
+		return -ENOSPC;
+	resp->nhdr++;
+	return 0;
+}
+
+int cn_http_problem(struct cn_http_resp *resp, int status, const char *title,
+		    const char *detail_fmt, ...)
+{
+	char detail[1024];
+	cJSON *o = cJSON_CreateObject();
+	va_list ap;
+	int rc = -ENOMEM;
+
+	va_start(ap, detail_fmt);
+	vsnprintf(detail, sizeof(detail), detail_fmt, ap);
+	va_end(ap);
+	resp->status = status;
+	cn_strlcpy(resp->content_type, "application/problem+json", sizeof(resp->content_type));
+	cn_buf_reset(&resp->body);
+	if (o && cJSON_AddStringToObject(o, "type", "about:blank") &&
+	    cJSON_AddStringToObject(o, "title", title) && cJSON_AddNumberToObject(o, "status", status) &&
+	    cJSON_AddStringToObject(o, "detail", detail))
+		rc = cn_json_print(o, &resp->body);
+	cJSON_Delete(o);
+	return rc;
+}
+
+int cn_http_req_header(const struct cn_http_req *req, const char *name, char *out, size_t cap)
+{
+	static const struct {
+		const char *name;
+		enum lws_token_indexes tok;
+	} known[] = {
+		{ "authorization", WSI_TOKEN_HTTP_AUTHORIZATION },
+		{ "content-type", WSI_TOKEN_HTTP_CONTENT_TYPE },
+		{ "content-length", WSI_TOKEN_HTTP_CONTENT_LENGTH },
+		{ "if-match", WSI_TOKEN_HTTP_IF_MATCH },
+		{ "if-none-match", WSI_TOKEN_HTTP_IF_NONE_MATCH },
+		{ "host", WSI_TOKEN_HOST },
+		{ "user-agent", WSI_TOKEN_HTTP_USER_AGENT },
+		{ "accept", WSI_TOKEN_HTTP_ACCEPT },
+		{ "origin", WSI_TOKEN_ORIGIN },
+		{ "x-forwarded-for", WSI_TOKEN_X_FORWARDED_FOR },
+	};
+	struct lws *wsi = req->conn;
+	char cname[80];
+	int len;
+
+	if (cap == 0 || cap > INT32_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++) {
+		if (strcmp(known[i].name, name) != 0)
+			continue;
+		len = lws_hdr_total_length(wsi, known[i].tok);
+		if (len <= 0)
+			return -ENOENT;
+		if ((size_t)len >= cap)
+			return -ENOSPC;
+		return lws_hdr_copy(wsi, out, (int)cap, known[i].tok) < 0 ? -ENOSPC : 0;
+	}
+	if (snprintf(cname, sizeof(cname), "%s:", name) >= (int)sizeof(cname))
+		return -EINVAL;
+	len = lws_hdr_custom_length(wsi, cname, (int)strlen(cname));
+	if (len < 0)
+		return -ENOENT;
+	if ((size_t)len >= cap)
+		return -ENOSPC;
+	return lws_hdr_custom_copy(wsi, out, (int)cap, cname, (int)strlen(cname)) < 0 ? -ENOSPC : 0;
+}
+
+static const struct route *find_route(struct cn_http_server *s, enum cn_http_method m,
+				      struct cn_str path, bool *path_known)
+{
+	const struct route *best = NULL;
+
+	*path_known = false;
+	for (size_t i = 0; i < s->nroutes; i++) {
+		const struct route *r = &s->routes[i];
+		bool match = r->prefix ? cn_str_has_prefix(path, r->path)
+				       : cn_str_eq(path, (struct cn_str){ r->path, r->len });
+		if (!match)
+			continue;
+		*path_known = true;
+		bool mok = r->method == m || (m == CN_HTTP_HEAD && r->method == CN_HTTP_GET);
+		if (mok && (!best || r->len >= best->len))
+			best = r;
+	}
+	return best;
+}
+
+/* Serialises status line, headers and body into c->out and asks lws for a write slot. */
+static int start_response(struct lws *wsi, struct http_conn *c, struct cn_http_server *s,
+			  struct cn_http_resp *resp)
+{
+	uint8_t hdrs[LWS_PRE + 4096];
+	uint8_t *start = hdrs + LWS_PRE, *p = start, *end = hdrs + sizeof(hdrs) - 1;
+	size_t body_len = c->method == CN_HTTP_HEAD ? 0 : resp->body.len;
+
+	if (resp->status >= 100 && resp->status < 600)
+		s->by_class[resp->status / 100]++;
+	if (lws_add_http_common_headers(wsi, (unsigned)resp->status,
+					resp->content_type[0] ? resp->content_type : NULL,
+					resp->body.len, &p, end))
+		return -1;
+	for (int i = 0; i < resp->nhdr; i++) {
+		char name[40];
+		snprintf(name, sizeof(name), "%s:", resp->hdr[i].name);
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)name,
+						(const unsigned char *)resp->hdr[i].value,
+						(int)strlen(resp->hdr[i].value), &p, end))
+			return -1;
+	}
+	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+					(const unsigned char *)"no-store", 8, &p, end))
+		return -1;
+	if (lws_finalize_write_http_header(wsi, start, &p, end))
+		return -1;
+	cn_buf_free(&c->out);
+	c->out = resp->body;
+	c->out.len = body_len;
+	cn_buf_init(&resp->body, 0);
+	c->sent = 0;
+	c->responding = true;
+	lws_callback_on_writable(wsi);
+	return 0;
+}
+
+static int dispatch(struct lws *wsi, struct http_conn *c, struct cn_http_server *s)
+{
+	struct cn_http_resp resp;
+	struct cn_http_req req;
+	char query[2048];
+	const struct route *r;
+	bool known;
+	int qlen, rc;
+
+	memset(&resp, 0, sizeof(resp));
+	cn_buf_init(&resp.body, RESP_MAX);
+	memset(&req, 0, sizeof(req));
+	req.method = c->method;
+	req.path = cn_str_from(c->path);
+	qlen = lws_hdr_copy(wsi, query, sizeof(query), WSI_TOKEN_HTTP_URI_ARGS);
+	req.query = (struct cn_str){ query, qlen > 0 ? (size_t)qlen : 0 };
+	req.body = (struct cn_str){ c->body.data ? c->body.data : "", c->body.len };
+	req.conn = wsi;
+	lws_get_peer_simple(wsi, req.peer, sizeof(req.peer));
+
+	r = find_route(s, c->method, req.path, &known);
+	if (c->body_too_big) {
+		s->too_big++;
+		cn_http_problem(&resp, 413, "Payload Too Large", "request body exceeds %zu bytes",
+				s->max_body);
+	} else if (!r && known) {
+		cn_http_problem(&resp, 405, "Method Not Allowed", "%s is not allowed on %s",
+				cn_http_method_name(c->method), c->path);
+	} else if (!r) {
+		cn_http_problem(&resp, 404, "Not Found", "no resource at %s", c->path);
+	} else {
+		resp.status = 200;
+		rc = r->fn(&req, &resp, r->arg);
+		if (rc < 0) {
+			cn_log_error("http", "%s %s failed: %s", cn_http_method_name(c->method),
+				     c->path, cn_strerror(rc));
+			resp.nhdr = 0;
+			cn_http_problem(&resp, 500, "Internal Server Error", "%s",
+					cn_strerror(rc));
+		}
+	}
+	cn_log_debug("http", "%s %s %s -> %d", req.peer, cn_http_method_name(c->method), c->path,
+		     resp.status);
+	rc = start_response(wsi, c, s, &resp);
+	cn_buf_free(&resp.body);
+	return rc;
+}
+
+static void conn_free(struct http_conn *c)
+{
+	if (!c)
+		return;
+	cn_buf_free(&c->body);
+	cn_buf_free(&c->out);
+	c->responding = false;
+}
+
+static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			 size_t len)
+{
+	struct http_conn *c = user;
+	const struct lws_protocols *proto = lws_get_protocol(wsi);
+	struct cn_http_server *s = proto ? proto->user : NULL;
+
+	switch (reason) {
+	case LWS_CALLBACK_HTTP: {
+		char cl[32] = "";
+		if (!s || !c)
+			return -1;
+		memset(c, 0, sizeof(*c));
+		c->method = method_of(wsi);
+		if (len >= sizeof(c->path)) {
+			struct cn_http_resp resp;
+			memset(&resp, 0, sizeof(resp));
+			cn_buf_init(&resp.body, RESP_MAX);
+			cn_http_problem(&resp, 414, "URI Too Long", "path exceeds %zu bytes",
+					sizeof(c->path) - 1);
+			int rc = start_response(wsi, c, s, &resp);
+			cn_buf_free(&resp.body);
+			return rc;
+		}
+		memcpy(c->path, in, len);
+		c->path[len] = '\0';
+		cn_buf_init(&c->body, s->max_body);
+		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
+		    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
+			int64_t n = 0;
+			if (cl[0] && cn_str_to_i64(cn_str_from(cl), 0, INT64_MAX, &n) == 0 &&
+			    (uint64_t)n > s->max_body)
+				c->body_too_big = true;
+			c->body_active = true;
+			return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
+		}
+		return dispatch(wsi, c, s);
+	}
+	case LWS_CALLBACK_HTTP_BODY:
+		if (!c || c->body_too_big)
+			return 0;
+		if (cn_buf_append(&c->body, in, len) < 0)
+			c->body_too_big = true;
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (!c || !s)
+			return -1;
+		c->body_active = false;
+		return dispatch(wsi, c, s);
+	case LWS_CALLBACK_HTTP_WRITEABLE: {
+		uint8_t buf[LWS_PRE + WRITE_CHUNK];
+		size_t n;
+		if (!c || !c->responding)
+			return 0;
+		n = c->out.len - c->sent;
+		if (n > WRITE_CHUNK)
+			n = WRITE_CHUNK;
+		bool final = c->sent + n == c->out.len;
+		if (n)
+			memcpy(buf + LWS_PRE, c->out.data + c->sent, n);
+		if (lws_write(wsi, buf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
+		    (int)n)
+			return -1;
+		c->sent += n;
+		if (!final) {
+			lws_callback_on_writable(wsi);
+			return 0;
+		}
+		conn_free(c);
+		if (lws_http_transaction_completed(wsi))
+			return -1;
+		return 0;
+	}
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		conn_free(c);
+		return 0;
+	default:
+		break;
+	}
+	return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int port,
+		   size_t max_body, struct cn_http_server **out)
+{
+	struct lws_context_creation_info info;
+	struct cn_http_server *s;
+
+	if (port <= 0 || port > 65535)
+		return -EINVAL;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return -ENOMEM;
+	cn_strlcpy(s->name, name, sizeof(s->name));
+	s->max_body = max_body;
+	s->protocols[0] = (struct lws_protocols){
+		.name = "http",
+		.callback = http_callback,
+		.per_session_data_size = sizeof(struct http_conn),
+		.rx_buffer_size = 0,
+		.user = s,
+	};
+	memset(&info, 0, sizeof(info));
+	info.vhost_name = s->name;
+	info.port = port;
+	info.iface = iface;
+	info.protocols = s->protocols;
+	info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+	s->vhost = lws_create_vhost(l->lws, &info);
+	if (!s->vhost) {
+		cn_log_error("http", "cannot listen on %s:%d for %s", iface, port, name);
+		free(s);
+		return -EADDRINUSE;
+	}
+	cn_log_info("http", "%s listening on http://%s:%d", name, iface, port);
+	*out = s;
+	return 0;
+}
+
+int cn_http_route(struct cn_http_server *s, enum cn_http_method m, const char *path,
+		  cn_http_handler fn, void *arg)
+{
+	struct route *r;
+
+	if (s->nroutes == MAX_ROUTES)
+		return -ENOSPC;
+	r = &s->routes[s->nroutes];
+	if (cn_strlcpy(r->path, path, sizeof(r->path)) < 0)
+		return -ENAMETOOLONG;
+	r->len = strlen(path);
+	r->prefix = r->len > 1 && path[r->len - 1] == '/';
+	r->method = m;
+	r->fn = fn;
+	r->arg = arg;
+	s->nroutes++;
+	return 0;
+}
+
+int cn_http_metrics(struct cn_buf *out, void *server)
+{
+	struct cn_http_server *s = server;
+	int rc = cn_metrics_family(out, "canopy_http_responses_total", "counter",
+				   "HTTP responses sent, by listener and status class.");
+
+	for (int i = 1; i <= 5; i++)
+		rc |= cn_buf_printf(out, "canopy_http_responses_total{listener=\"%s\",code=\"%dxx\"} %llu\n",
+				    s->name, i, (unsigned long long)s->by_class[i]);
+	rc |= cn_metrics_family(out, "canopy_http_bodies_rejected_total", "counter",
+				"Requests refused because the body exceeded the limit.");
+	rc |= cn_buf_printf(out, "canopy_http_bodies_rejected_total{listener=\"%s\"} %llu\n",
+			    s->name, (unsigned long long)s->too_big);
+	return rc ? -ENOBUFS : 0;
+}
+
+void cn_http_close(struct cn_http_server *s)
+{
+	/* The vhost and its connections went with the lws context (cn_loop_destroy),
+	 * which may still have read our protocols table until then. */
+	free(s);
+}

@@ -1,0 +1,76 @@
+/* cn_http.h: HTTP/1.1 server on the loop's lws context: route table, bounded bodies, problem+json. */
+#ifndef CN_HTTP_H
+#define CN_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cn_buf.h"
+#include "cn_loop.h"
+
+#define CN_HTTP_MAX_PATH 1024
+#define CN_HTTP_MAX_HEADERS 8
+
+enum cn_http_method {
+	CN_HTTP_GET,
+	CN_HTTP_HEAD,
+	CN_HTTP_POST,
+	CN_HTTP_PUT,
+	CN_HTTP_PATCH,
+	CN_HTTP_DELETE,
+	CN_HTTP_OPTIONS,
+	CN_HTTP_OTHER,
+};
+
+struct cn_http_req {
+	enum cn_http_method method;
+	struct cn_str path;  /* decoded path, no query */
+	struct cn_str query; /* raw query, "a=1&b=2", may be empty */
+	struct cn_str body;
+	char peer[64];
+	void *conn; /* the lws connection, for cn_http_req_header */
+};
+
+struct cn_http_resp {
+	int status;
+	char content_type[64];
+	struct cn_buf body;
+	int nhdr;
+	struct {
+		char name[32];
+		char value[512];
+	} hdr[CN_HTTP_MAX_HEADERS];
+};
+
+/* Fills resp and returns 0; a negative return becomes a 500 problem response. */
+typedef int (*cn_http_handler)(const struct cn_http_req *req, struct cn_http_resp *resp,
+			       void *arg);
+
+struct cn_http_server;
+
+/* Listens on iface:port (port 0 is refused: callers pick ports). max_body bounds request
+ * bodies; larger ones get 413. */
+int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int port,
+		   size_t max_body, struct cn_http_server **out);
+/* path matches exactly, or as a prefix when it ends in '/'. Later routes win ties on
+ * equal length; the longest match is used. */
+int cn_http_route(struct cn_http_server *s, enum cn_http_method m, const char *path,
+		  cn_http_handler fn, void *arg);
+/* Frees the server; call after cn_loop_destroy, which closes its listener. */
+void cn_http_close(struct cn_http_server *s);
+
+/* Copies request header name ("authorization") into out; -ENOENT when absent,
+ * -ENOSPC when longer than cap - 1. */
+int cn_http_req_header(const struct cn_http_req *req, const char *name, char *out, size_t cap);
+
+int cn_http_resp_header(struct cn_http_resp *resp, const char *name, const char *value);
+/* RFC 9457 body: {"type","title","status","detail"}; sets status and content type. */
+int cn_http_problem(struct cn_http_resp *resp, int status, const char *title,
+		    const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
+const char *cn_http_method_name(enum cn_http_method m);
+
+/* Counters for /metrics: requests by status class and rejected bodies. */
+int cn_http_metrics(struct cn_buf *out, void *server);
+
+#endif
