@@ -150,6 +150,12 @@ int cn_http_req_header(const struct cn_http_req *req, const char *name, char *ou
 	return lws_hdr_custom_copy(wsi, out, (int)cap, cname, (int)strlen(cname)) < 0 ? -ENOSPC : 0;
 }
 
+static bool route_matches(const struct route *r, struct cn_str path)
+{
+	return r->prefix ? cn_str_has_prefix(path, r->path)
+			 : cn_str_eq(path, (struct cn_str){ r->path, r->len });
+}
+
 static const struct route *find_route(struct cn_http_server *s, enum cn_http_method m,
 				      struct cn_str path, bool *path_known)
 {
@@ -158,9 +164,7 @@ static const struct route *find_route(struct cn_http_server *s, enum cn_http_met
 	*path_known = false;
 	for (size_t i = 0; i < s->nroutes; i++) {
 		const struct route *r = &s->routes[i];
-		bool match = r->prefix ? cn_str_has_prefix(path, r->path)
-				       : cn_str_eq(path, (struct cn_str){ r->path, r->len });
-		if (!match)
+		if (!route_matches(r, path))
 			continue;
 		*path_known = true;
 		bool mok = r->method == m || (m == CN_HTTP_HEAD && r->method == CN_HTTP_GET);
@@ -168,6 +172,28 @@ static const struct route *find_route(struct cn_http_server *s, enum cn_http_met
 			best = r;
 	}
 	return best;
+}
+
+/* "GET, POST" for the routes that match path, for a 405's Allow header. */
+static void allowed_methods(struct cn_http_server *s, struct cn_str path, char *out, size_t cap)
+{
+	bool seen[CN_HTTP_OTHER + 1] = { false };
+	size_t pos = 0;
+
+	for (size_t i = 0; i < s->nroutes; i++) {
+		if (route_matches(&s->routes[i], path))
+			seen[s->routes[i].method] = true;
+	}
+	out[0] = '\0';
+	for (int m = 0; m < CN_HTTP_OTHER; m++) {
+		if (!seen[m])
+			continue;
+		int w = snprintf(out + pos, cap - pos, "%s%s", pos ? ", " : "",
+				 cn_http_method_name((enum cn_http_method)m));
+		if (w < 0 || (size_t)w >= cap - pos)
+			break;
+		pos += (size_t)w;
+	}
 }
 
 /* Serialises status line, headers and body into c->out and asks lws for a write slot. */
@@ -233,8 +259,11 @@ static int dispatch(struct lws *wsi, struct http_conn *c, struct cn_http_server 
 		cn_http_problem(&resp, 413, "Payload Too Large", "request body exceeds %zu bytes",
 				s->max_body);
 	} else if (!r && known) {
-		cn_http_problem(&resp, 405, "Method Not Allowed", "%s is not allowed on %s",
-				cn_http_method_name(c->method), c->path);
+		char allow[128] = "";
+		allowed_methods(s, req.path, allow, sizeof(allow));
+		cn_http_problem(&resp, 405, "Method Not Allowed", "%s is not allowed on %s (allowed: %s)",
+				cn_http_method_name(c->method), c->path, allow);
+		cn_http_resp_header(&resp, "allow", allow);
 	} else if (!r) {
 		cn_http_problem(&resp, 404, "Not Found", "no resource at %s", c->path);
 	} else {

@@ -76,9 +76,12 @@ int cn_jwt_sign(const struct cn_ed25519 *key, const char *kid, const struct cn_j
 		if (!cJSON_IsObject(extra))
 			goto out_free_json;
 		for (const cJSON *e = extra->child; e; e = e->next) {
-			for (size_t i = 0; i < sizeof(std_claims) / sizeof(*std_claims); i++)
-				if (strcmp(e->string, std_claims[i]) == 0)
+			for (size_t i = 0; i < sizeof(std_claims) / sizeof(*std_claims); i++) {
+				if (strcmp(e->string, std_claims[i]) == 0) {
+					rc = -EINVAL;
 					goto out_free_json;
+				}
+			}
 			rc = -ENOMEM;
 			if (!cJSON_AddItemToObject(p, e->string, cJSON_Duplicate(e, true)))
 				goto out_free_json;

@@ -8,6 +8,7 @@
  *     -> [pad probe: burns the FRAME CODE into the Y plane, see below]
  *     ! clockoverlay (wall clock, bottom right) ! timeoverlay (running time, bottom left)
  *     ! x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max=GOP bitrate=KBPS
+ *       [main: cabac=true; high: cabac=true dct8x8=true]
  *     ! video/x-h264[,profile=P]
  *     ! rtph264pay name=pay0 pt=96 config-interval=-1
  *
@@ -447,6 +448,14 @@ static gchar *build_launch(const CamConfig *cfg)
     gchar *profile_caps = cfg->profile != NULL
                               ? g_strdup_printf("video/x-h264,profile=%s", cfg->profile)
                               : g_strdup("video/x-h264");
+    /* x264 signals the lowest profile its coding tools need, and ultrafast
+     * turns CABAC and 8x8 transforms off (= constrained baseline), so turn the
+     * tools that define main/high back on. */
+    const char *tools = "";
+    if (cfg->profile != NULL && strcmp(cfg->profile, "main") == 0)
+        tools = "cabac=true ";
+    else if (cfg->profile != NULL && strcmp(cfg->profile, "high") == 0)
+        tools = "cabac=true dct8x8=true ";
     gchar *launch = g_strdup_printf(
         "( videotestsrc is-live=true pattern=%s "
         "! capsfilter name=rawcaps caps=video/x-raw,format=I420,width=%ld,height=%ld,"
@@ -455,9 +464,10 @@ static gchar *build_launch(const CamConfig *cfg)
         "time-format=\"%%Y-%%m-%%d %%H:%%M:%%S\" "
         "! timeoverlay halignment=left valignment=bottom shaded-background=true "
         "! x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max=%ld bitrate=%ld "
-        "! %s "
+        "%s! %s "
         "! rtph264pay name=pay0 pt=96 config-interval=-1 )",
-        cfg->pattern, cfg->width, cfg->height, cfg->fps, cfg->gop, cfg->bitrate, profile_caps);
+        cfg->pattern, cfg->width, cfg->height, cfg->fps, cfg->gop, cfg->bitrate, tools,
+        profile_caps);
     g_free(profile_caps);
     return launch;
 }
