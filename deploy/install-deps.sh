@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# install-deps.sh: installs every Debian package Canopy's build, tests and demo need. Idempotent.
+# Usage: deploy/install-deps.sh               update package lists and install everything
+#        deploy/install-deps.sh --if-missing  do nothing when all packages are already there
+#        deploy/install-deps.sh --list        print the package list
+set -euo pipefail
+
+packages=(
+	# build: compiler, pkg-config, libraries of the shared library and daemons
+	build-essential pkg-config git
+	libssl-dev libglib2.0-dev libwebsockets-dev libcjson-dev
+	# fuzzing: clang with libFuzzer and the sanitizer runtimes
+	clang libclang-rt-14-dev
+	# integration tests: pytest and friends under Debian's /usr/bin/python3
+	python3 python3-pytest python3-psycopg2 python3-numpy
+	# private PostgreSQL clusters for tests and the demo
+	postgresql
+	# RTSP test cameras (GStreamer RTSP server, x264 encoder, clock overlay) and probes
+	libgstrtspserver-1.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
+	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
+	gstreamer1.0-x ffmpeg
+	# HTTP client for tests and examples
+	curl
+)
+
+missing() {
+	local p out=()
+	for p in "${packages[@]}"; do
+		dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$' || out+=("$p")
+	done
+	echo "${out[@]:-}"
+}
+
+case "${1:-}" in
+--list)
+	printf '%s\n' "${packages[@]}"
+	exit 0
+	;;
+--if-missing)
+	need=$(missing)
+	[ -z "$need" ] && exit 0
+	echo "install-deps: missing packages: $need"
+	;;
+"") ;;
+*)
+	echo "usage: $0 [--if-missing | --list]" >&2
+	exit 2
+	;;
+esac
+
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null || { echo "install-deps: need root or sudo to install packages" >&2; exit 1; }
+	sudo="sudo"
+fi
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -q
+$sudo apt-get install -y -q "${packages[@]}"
+need=$(missing)
+if [ -n "$need" ]; then
+	echo "install-deps: still missing after install: $need" >&2
+	exit 1
+fi
+echo "install-deps: all ${#packages[@]} packages present"
