@@ -48,7 +48,9 @@ FUZZ_SECONDS ?= 60
 .PHONY: all deps test test-all test-unit test-integration checksrc fuzz fuzz-replay \
 	fuzz-smoke demo clean
 
-all: $(LIB) $(BINS) $(TESTCAM)
+CODEC := $(BUILD)/bin/canopy-codec
+
+all: $(LIB) $(BINS) $(TESTCAM) $(CODEC)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -71,6 +73,11 @@ $(TESTCAM): tests/tools/testcam.c
 	@mkdir -p $(dir $@)
 	$(CC) -std=c11 -D_GNU_SOURCE -O2 -g $(WARN) -o $@ $< \
 		$(shell pkg-config --cflags --libs $(TESTCAM_PKGS))
+
+# Command-line door to the codecs, for cross-checks with independent implementations.
+$(CODEC): $(BUILD)/obj/tests/tools/codec.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
 $(UNIT_BIN): $(UNIT_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
@@ -130,5 +137,5 @@ demo:
 clean:
 	rm -rf build build-san
 
--include $(SHARED_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/edge-agent/edge_main.d \
+-include $(SHARED_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/tests/tools/codec.d $(BUILD)/obj/edge-agent/edge_main.d \
 	$(BUILD)/obj/relay/relay_main.d $(BUILD)/obj/central/central_main.d

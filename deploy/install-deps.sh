@@ -13,6 +13,8 @@ packages=(
 	clang libclang-rt-14-dev
 	# integration tests: pytest and friends under Debian's /usr/bin/python3
 	python3 python3-pytest python3-psycopg2 python3-numpy
+	# independent implementations the codecs are checked against (PyJWT, jsonschema)
+	python3-jwt python3-jsonschema python3-cryptography
 	# private PostgreSQL clusters for tests and the demo
 	postgresql
 	# RTSP test cameras (GStreamer RTSP server, x264 encoder, clock overlay) and probes

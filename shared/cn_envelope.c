@@ -150,7 +150,7 @@ int cn_envelope_encode(const struct cn_envelope *env, struct cn_buf *out)
 	if (!cJSON_AddNumberToObject(root, "v", CN_ENV_VERSION) ||
 	    !cJSON_AddStringToObject(root, "type", env->type) ||
 	    !cJSON_AddStringToObject(root, "id", env->id) ||
-	    !cJSON_AddNumberToObject(root, "seq", (double)env->seq) ||
+	    !cn_json_add_i64(root, "seq", (int64_t)env->seq) ||
 	    !cJSON_AddStringToObject(root, "time", ts))
 		goto out_free_root;
 	/* Borrow the body for printing rather than copying it. */

@@ -2,6 +2,7 @@
 #include "cn_json.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,6 +130,14 @@ int cn_json_copy_str(const cJSON *obj, const char *key, char *dst, size_t cap)
 	if (s.len >= cap)
 		return -ENOSPC;
 	return cn_str_copy(dst, cap, s);
+}
+
+cJSON *cn_json_add_i64(cJSON *obj, const char *key, int64_t v)
+{
+	char digits[24];
+
+	snprintf(digits, sizeof(digits), "%lld", (long long)v);
+	return cJSON_AddRawToObject(obj, key, digits);
 }
 
 int cn_json_print(const cJSON *v, struct cn_buf *out)

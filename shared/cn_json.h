@@ -24,6 +24,10 @@ int cn_json_get_bool(const cJSON *obj, const char *key, bool *out);
 /* Copies a string field into a fixed array; -ENOSPC when it does not fit. */
 int cn_json_copy_str(const cJSON *obj, const char *key, char *dst, size_t cap);
 
+/* Adds an exact integer member. cJSON prints doubles with an epsilon round-trip check,
+ * which loses integers past 2^50 or so; this writes the decimal digits verbatim. */
+cJSON *cn_json_add_i64(cJSON *obj, const char *key, int64_t v);
+
 /* Appends the compact serialisation of v. */
 int cn_json_print(const cJSON *v, struct cn_buf *out);
 

@@ -43,7 +43,7 @@ static int add_str(cJSON *o, const char *k, const char *v)
 
 static int add_num(cJSON *o, const char *k, int64_t v)
 {
-	return cJSON_AddNumberToObject(o, k, (double)v) ? 0 : -ENOMEM;
+	return cn_json_add_i64(o, k, v) ? 0 : -ENOMEM;
 }
 
 int cn_jwt_sign(const struct cn_ed25519 *key, const char *kid, const struct cn_jwt_claims *c,

@@ -72,3 +72,22 @@ TEST(json_getters)
 	CHECK_INT(cn_json_copy_str(v, "s", small, sizeof(small)), -ENOSPC);
 	cJSON_Delete(v);
 }
+
+TEST(json_exact_integers)
+{
+	cJSON *o = cJSON_CreateObject(), *back = NULL;
+	struct cn_buf out;
+	int64_t v = 0;
+
+	CHECK(cn_json_add_i64(o, "big", CN_JSON_MAX_SAFE_INT) != NULL);
+	CHECK(cn_json_add_i64(o, "neg", -42) != NULL);
+	cn_buf_init(&out, 1024);
+	CHECK_INT(cn_json_print(o, &out), 0);
+	CHECK_STR(out.data, "{\"big\":9007199254740991,\"neg\":-42}");
+	CHECK_INT(cn_json_parse(out.data, out.len, 1024, 4, &back), 0);
+	CHECK_INT(cn_json_get_i64(back, "big", 0, INT64_MAX, &v), 0);
+	CHECK(v == CN_JSON_MAX_SAFE_INT);
+	cJSON_Delete(o);
+	cJSON_Delete(back);
+	cn_buf_free(&out);
+}

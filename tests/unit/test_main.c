@@ -50,6 +50,7 @@ void cn_test_fail(const char *file, int line, const char *fmt, ...)
 	X(time_clocks)                 \
 	X(json_parse_limits)           \
 	X(json_getters)                \
+	X(json_exact_integers)         \
 	X(conf_defaults_and_values)    \
 	X(conf_errors_name_key_line)   \
 	X(conf_dump_reloads)           \
