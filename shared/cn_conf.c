@@ -190,6 +190,11 @@ static void apply_defaults(const struct cn_conf_directive *t, size_t n, void *co
 {
 	for (size_t i = 0; i < n; i++) {
 		char err[256];
+		/* Every accepted string must dump (escaped, quoted) within the line limit so
+		 * that -t output always loads again. */
+		if (t[i].type == CN_CONF_STRING &&
+		    t[i].max * 2 + (int64_t)strlen(t[i].name) + 8 > CN_CONF_MAX_LINE)
+			abort();
 		if (set_value(&t[i], conf, cn_str_from(t[i].def ? t[i].def : ""), "default", err,
 			      sizeof(err)) < 0)
 			abort(); /* a bad default is a programming error caught by any test */

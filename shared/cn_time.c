@@ -58,9 +58,9 @@ int cn_time_format_rfc3339(int64_t ms, char *out, size_t cap)
 	int64_t rem = ms - days * 86400000;
 	secs = rem / 1000;
 	msec = (int)(rem % 1000);
-	civil_from_days(days, &y, &mo, &d);
-	if (y < 0 || y > 9999)
+	if (ms < CN_TIME_MIN_S * 1000 || ms > CN_TIME_MAX_S * 1000 + 999)
 		return -ERANGE;
+	civil_from_days(days, &y, &mo, &d);
 	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", (int)y, mo, d,
 		 (int)(secs / 3600), (int)(secs / 60 % 60), (int)(secs % 60), msec);
 	return 0;
@@ -133,6 +133,9 @@ int cn_time_parse_rfc3339(const char *s, size_t len, int64_t *ms)
 	/* A leap second (:60) is folded into the next second; epoch time has no slot for it. */
 	int64_t t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
 	t -= (int64_t)off_min * 60;
+	/* An offset can move a time outside 0000..9999 UTC, which we could not write back. */
+	if (t < CN_TIME_MIN_S || t > CN_TIME_MAX_S)
+		return CN_E_MALFORMED;
 	*ms = t * 1000 + frac_ms;
 	return 0;
 }

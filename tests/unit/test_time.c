@@ -41,6 +41,9 @@ TEST(time_parse_valid)
 	CHECK(parse("1985-04-12T23:20:50.52Z") == 482196050520LL);
 	/* A leap second folds into the next second. */
 	CHECK(parse("1990-12-31T23:59:60Z") == 662688000000LL);
+	/* The edges of the range. */
+	CHECK(parse("0000-01-01T00:00:00Z") == CN_TIME_MIN_S * 1000);
+	CHECK(parse("9999-12-31T23:59:59.999Z") == CN_TIME_MAX_S * 1000 + 999);
 }
 
 TEST(time_parse_invalid)
@@ -66,6 +69,8 @@ TEST(time_parse_invalid)
 		"2000-1-01T00:00:00Z",
 		"+2000-01-01T00:00:00Z",
 		"2000-01-01T00:00:00ZZ",
+		"0000-01-01T00:00:00+00:01",  /* before year 0 once in UTC */
+		"9999-12-31T23:59:59-00:01",  /* after 9999 once in UTC */
 	};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++)
