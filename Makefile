@@ -114,7 +114,7 @@ $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SHARED_OBJ)
 # Replays each seed corpus once (regression check, seconds).
 fuzz-replay: fuzz
 	@for n in $(FUZZ_NAMES); do \
-		$(FUZZ_BUILD)/fuzz_$$n -runs=0 tests/fuzz/corpus/$$n >/dev/null 2>$(FUZZ_BUILD)/$$n.replay.log \
+		$(FUZZ_BUILD)/fuzz_$$n -runs=0 -artifact_prefix=$(FUZZ_BUILD)/ tests/fuzz/corpus/$$n >/dev/null 2>$(FUZZ_BUILD)/$$n.replay.log \
 			&& echo "ok fuzz replay $$n" || { echo "FAIL fuzz replay $$n"; tail -20 $(FUZZ_BUILD)/$$n.replay.log; exit 1; }; \
 	done
 
@@ -129,6 +129,9 @@ fuzz-smoke: fuzz
 			2>$(FUZZ_BUILD)/$$n.smoke.log || { tail -40 $(FUZZ_BUILD)/$$n.smoke.log; exit 1; }; \
 		grep -E 'stat::number_of_executed_units|Done' $(FUZZ_BUILD)/$$n.smoke.log | tail -2; \
 	done
+
+# Keep fuzz objects between runs (they are otherwise intermediate files make deletes).
+.SECONDARY:
 
 demo:
 	@echo "make demo: not yet available (the one-command local system lands with the demo issue)"

@@ -55,6 +55,21 @@ static bool tree_ok(const cJSON *v, int depth, int max_depth)
 	return true;
 }
 
+/* cJSON stores strings NUL-terminated, so "EdDSA\u0000x" would read as "EdDSA": two
+ * parsers would disagree on the same bytes. Such escapes are refused. */
+static bool has_nul_escape(const char *p, size_t n)
+{
+	for (size_t i = 0; i + 1 < n; i++) {
+		if (p[i] != '\\')
+			continue;
+		if (p[i + 1] == 'u' && i + 5 < n && p[i + 2] == '0' && p[i + 3] == '0' &&
+		    p[i + 4] == '0' && p[i + 5] == '0')
+			return true;
+		i++; /* skip the escaped character: an escaped backslash then "u0000" is text */
+	}
+	return false;
+}
+
 int cn_json_parse(const char *p, size_t n, size_t max_bytes, int max_depth, cJSON **out)
 {
 	const char *end = NULL;
@@ -62,7 +77,7 @@ int cn_json_parse(const char *p, size_t n, size_t max_bytes, int max_depth, cJSO
 
 	if (n > max_bytes)
 		return CN_E_TOO_BIG;
-	if (n == 0 || memchr(p, '\0', n))
+	if (n == 0 || memchr(p, '\0', n) || has_nul_escape(p, n))
 		return CN_E_MALFORMED;
 	v = cJSON_ParseWithLengthOpts(p, n, &end, false);
 	if (!v)

@@ -13,8 +13,8 @@
 /* Largest integer a JSON number carries exactly (2^53 - 1). */
 #define CN_JSON_MAX_SAFE_INT 9007199254740991LL
 
-/* Parses exactly n bytes into a tree; rejects trailing bytes, depth past max_depth and
- * objects with a repeated key. The caller frees *out with cJSON_Delete. */
+/* Parses exactly n bytes into a tree; rejects trailing bytes, depth past max_depth,
+ * objects with a repeated key and strings holding \u0000. The caller frees *out with cJSON_Delete. */
 int cn_json_parse(const char *p, size_t n, size_t max_bytes, int max_depth, cJSON **out);
 
 /* Field getters: -ENOENT when absent, CN_E_MALFORMED on a wrong type or shape. */

@@ -30,7 +30,7 @@ part "fuzz corpus replay"
 for h in build/fuzz/fuzz_*; do
 	[ -x "$h" ] || continue
 	n=${h##*/fuzz_}
-	if "$h" -runs=0 "tests/fuzz/corpus/$n" >"$logdir/fuzz-$n.log" 2>&1; then
+	if "$h" -runs=0 -artifact_prefix=build/fuzz/ "tests/fuzz/corpus/$n" >"$logdir/fuzz-$n.log" 2>&1; then
 		echo "ok   fuzz replay $n ($(ls "tests/fuzz/corpus/$n" | wc -l) inputs)"
 		passed=$((passed + 1))
 	else

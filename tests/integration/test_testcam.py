@@ -207,6 +207,38 @@ def test_shared_media_serves_same_frames(camera_factory):
     assert len(sets[0] & sets[1]) >= 5, sets
 
 
+def test_joining_clients_do_not_disturb_stream(camera_factory):
+    """Clients joining the shared media must not seek/rewind it for the others."""
+    fps = 15
+    cam = camera_factory(width=320, height=180, fps=fps)
+    watcher = subprocess.Popen(
+        [FFPROBE, "-v", "error", "-rtsp_transport", "tcp", "-select_streams", "v:0",
+         "-show_entries", "packet=pts", "-read_intervals", "%+#45", "-of", "json", cam.url],
+        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    joiners = []
+    try:
+        time.sleep(1.0)
+        for transport in ("tcp", "udp", "tcp"):
+            joiners.append(subprocess.Popen(
+                [FFMPEG, "-nostdin", "-v", "error", "-rtsp_transport", transport, "-i",
+                 cam.url, "-frames:v", "3", "-f", "null", "-"],
+                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE))
+        for j in joiners:
+            _, err = j.communicate(timeout=TOOL_TIMEOUT)
+            assert j.returncode == 0, err.decode()
+        out, err = watcher.communicate(timeout=TOOL_TIMEOUT)
+        assert watcher.returncode == 0, err.decode()
+    finally:
+        for p in [watcher, *joiners]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    pts = [pkt["pts"] for pkt in json.loads(out)["packets"] if "pts" in pkt]
+    assert len(pts) >= 40
+    assert set(np.diff(pts).tolist()) == {90000 // fps}, np.diff(pts).tolist()
+    assert cam.alive(), cam.log_text()
+
+
 def test_framecode_survives_downscaling(camera_factory):
     cam = camera_factory(width=640, height=360, fps=15)
     frames = grab_gray_frames(cam.url, 8, 480, 270, vf="scale=480:270")

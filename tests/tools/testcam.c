@@ -20,6 +20,10 @@
  * every GOP frames.
  *
  * The media factory is shared: all clients of the URL see the same pipeline.
+ * The pipeline reports itself as not seekable, so a client's PLAY (with its
+ * usual "Range: npt=0.000-") joins the running stream instead of seeking it
+ * (see seeking_query_probe).  The pipeline starts with the first client and
+ * stops when the last one leaves; a later client gets a new pipeline.
  * On start it prints exactly one line "READY rtsp://127.0.0.1:<port><path>" to
  * stdout, then runs until SIGTERM/SIGINT and exits 0.  Errors go to stderr
  * with a non-zero exit status (2 = bad usage, 1 = runtime failure).
@@ -45,6 +49,8 @@
  * Row 0 payload: frame number.  A per-process counter starting at 0 that is
  *                incremented for every frame produced, also across pipeline
  *                restarts (so it never repeats within one testcam process).
+ *                Frames used for preroll count too, so the first frame a
+ *                client sees is usually not 0.
  * Row 1 payload: UTC wall clock in milliseconds since the Unix epoch
  *                (g_get_real_time() / 1000) at the moment the frame was
  *                produced by the live source (before encoding).
@@ -216,6 +222,27 @@ static GstPadProbeReturn framecode_probe(GstPad *pad, GstPadProbeInfo *info,
     return GST_PAD_PROBE_OK;
 }
 
+/* A live camera cannot seek.  videotestsrc nevertheless answers the SEEKING
+ * query with "seekable", and gst-rtsp-server then turns the
+ * "Range: npt=0.000-" that ffmpeg and most clients send with PLAY into a
+ * flushing seek of the SHARED pipeline: every client that joins rewinds the
+ * timestamps of the others, and concurrent PLAYs can deadlock or hit the
+ * g_assert in gst_rtsp_media_get_rates().  Answering "not seekable" makes PLAY
+ * simply join the running stream, like a real camera. */
+static GstPadProbeReturn seeking_query_probe(GstPad *pad, GstPadProbeInfo *info,
+                                             gpointer user_data)
+{
+    (void)pad;
+    (void)user_data;
+    GstQuery *query = GST_PAD_PROBE_INFO_QUERY(info);
+    if (query == NULL || GST_QUERY_TYPE(query) != GST_QUERY_SEEKING)
+        return GST_PAD_PROBE_OK;
+    GstFormat format;
+    gst_query_parse_seeking(query, &format, NULL, NULL, NULL);
+    gst_query_set_seeking(query, format, FALSE, 0, -1);
+    return GST_PAD_PROBE_HANDLED;
+}
+
 static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media,
                                gpointer user_data)
 {
@@ -224,13 +251,15 @@ static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media
     GstElement *bin = gst_rtsp_media_get_element(media);
     if (bin == NULL)
         return;
-    GstElement *caps = gst_bin_get_by_name_recurse_up(GST_BIN(bin), "rawcaps");
+    GstElement *caps = gst_bin_get_by_name(GST_BIN(bin), "rawcaps");
     if (caps == NULL) {
         fprintf(stderr, "testcam: element 'rawcaps' not found in media pipeline\n");
     } else {
         GstPad *pad = gst_element_get_static_pad(caps, "src");
         if (pad != NULL) {
             gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_BUFFER, framecode_probe, NULL, NULL);
+            gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_QUERY_UPSTREAM, seeking_query_probe,
+                              NULL, NULL);
             gst_object_unref(pad);
         }
         gst_object_unref(caps);

@@ -32,6 +32,10 @@ TEST(json_parse_limits)
 	cJSON *v = NULL;
 	CHECK_INT(cn_json_parse("{}\0{}", 5, 1024, 4, &v), CN_E_MALFORMED);
 	CHECK_INT(cn_json_parse("{}", 2, 1, 4, &v), CN_E_TOO_BIG);
+	/* cJSON would cut "EdDSA\u0000x" to "EdDSA"; such strings are refused outright. */
+	CHECK_INT(parse("{\"alg\":\"EdDSA\\u0000x\"}", 4), CN_E_MALFORMED);
+	CHECK_INT(parse("{\"a\":\"\\\\u0000\"}", 4), 0); /* escaped backslash, then text */
+	CHECK_INT(parse("{\"a\":\"\\u0001\"}", 4), 0);
 	/* Many keys: duplicate check must stay correct past the small-object path. */
 	char many[2048];
 	size_t pos = 0;
