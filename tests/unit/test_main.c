@@ -61,6 +61,7 @@ void cn_test_fail(const char *file, int line, const char *fmt, ...)
 	X(queue_bounded_drop)          \
 	X(queue_workers)               \
 	X(queue_loop_delivery)         \
+	X(loop_timers_queue_and_signal) \
 	X(log_levels_and_subsystems)   \
 	X(log_json_lines)              \
 	X(metrics_render)              \
