@@ -15,13 +15,16 @@ endif
 CC ?= cc
 CLANG ?= clang
 PYTHON ?= /usr/bin/python3
-PKGS := glib-2.0 libwebsockets openssl libcjson
+PKGS := glib-2.0 libwebsockets openssl libcjson expat
+# The edge also records and analyses video (FFmpeg) and keeps its index in SQLite.
+EDGE_PKGS := libavformat libavcodec libavutil libswscale sqlite3
 TESTCAM_PKGS := gstreamer-rtsp-server-1.0 gstreamer-1.0 gstreamer-video-1.0
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
 # Lazily expanded so `make deps`/`make test` can install packages before pkg-config runs.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(EDGE_PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+EDGE_LIBS = $(shell pkg-config --libs $(EDGE_PKGS))
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -MMD -MP \
@@ -61,10 +64,17 @@ $(LIB): $(SHARED_OBJ)
 	rm -f $@
 	ar rcs $@ $^
 
-$(BUILD)/bin/canopy-edge: $(BUILD)/obj/edge-agent/edge_main.o $(LIB)
+EDGE_SRC := $(wildcard edge-agent/*.c)
+EDGE_OBJ := $(EDGE_SRC:%.c=$(BUILD)/obj/%.o)
+# Edge objects other than main, linked into the unit tests too (pure parts like motion).
+EDGE_LIB_OBJ := $(filter-out $(BUILD)/obj/edge-agent/edge_main.o,$(EDGE_OBJ))
+$(BUILD)/bin/canopy-edge: $(EDGE_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EDGE_LIBS)
+
 $(BUILD)/bin/canopy-relay: $(BUILD)/obj/relay/relay_main.o $(LIB)
 $(BUILD)/bin/canopy-central: $(BUILD)/obj/central/central_main.o $(LIB)
-$(BINS):
+$(BUILD)/bin/canopy-relay $(BUILD)/bin/canopy-central:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -79,9 +89,9 @@ $(CODEC): $(BUILD)/obj/tests/tools/codec.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(LIB)
+$(UNIT_BIN): $(UNIT_OBJ) $(EDGE_LIB_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EDGE_LIBS)
 
 deps:
 	deploy/install-deps.sh
@@ -140,5 +150,5 @@ demo:
 clean:
 	rm -rf build build-san
 
--include $(SHARED_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/tests/tools/codec.d $(BUILD)/obj/edge-agent/edge_main.d \
+-include $(SHARED_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/tests/tools/codec.d $(EDGE_OBJ:.o=.d) \
 	$(BUILD)/obj/relay/relay_main.d $(BUILD)/obj/central/central_main.d

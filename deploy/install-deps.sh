@@ -8,7 +8,9 @@ set -euo pipefail
 packages=(
 	# build: compiler, pkg-config, libraries of the shared library and daemons
 	build-essential pkg-config git
-	libssl-dev libglib2.0-dev libwebsockets-dev libcjson-dev
+	libssl-dev libglib2.0-dev libwebsockets-dev libcjson-dev libexpat1-dev
+	# edge: FFmpeg for RTSP ingest, fMP4 muxing and motion decoding; SQLite for its index
+	libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libsqlite3-dev
 	# fuzzing: clang with libFuzzer and the sanitizer runtimes
 	clang libclang-rt-14-dev
 	# integration tests: pytest and friends under Debian's /usr/bin/python3

@@ -34,9 +34,16 @@ void cn_test_fail(const char *file, int line, const char *fmt, ...)
 				     sa_ ? sa_ : "(null)", sb_ ? sb_ : "(null)");             \
 	} while (0)
 
-/* Every test file lists its tests here; test_main.c holds the registration table. */
-#define TEST(name)              \
-	void test_##name(void); \
-	void test_##name(void)
+void cn_test_register(const char *name, void (*fn)(void));
+
+/* Defines a test and registers it before main runs, so test files need no central list;
+ * tests run in file (link) order, then definition order. */
+#define TEST(name)                                                                  \
+	static void test_##name(void);                                              \
+	__attribute__((constructor)) static void register_##name(void)              \
+	{                                                                           \
+		cn_test_register(#name, test_##name);                               \
+	}                                                                           \
+	static void test_##name(void)
 
 #endif
