@@ -124,8 +124,11 @@ static int run(struct cn_daemon *d)
 	    (rc = cn_http_route(d->http, CN_HTTP_GET, "/metrics", metrics, d)) < 0 ||
 	    (rc = cn_metrics_add_collector(cn_http_metrics, d->http)) < 0)
 		goto out_destroy_loop;
-	if (d->start && (rc = d->start(d)) < 0)
+	if (d->start && (rc = d->start(d)) < 0) {
+		if (d->stop)
+			d->stop(d); /* undo what start managed before failing */
 		goto out_destroy_loop;
+	}
 	cn_log_info("daemon", "canopy-%s %s (%s) node '%s' key %s running, pid %d", d->component,
 		    CANOPY_VERSION, CANOPY_COMMIT, d->base->node_name, d->node_key_id, (int)getpid());
 	cn_loop_run(&d->loop);

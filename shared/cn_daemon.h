@@ -51,7 +51,8 @@ struct cn_daemon {
 	size_t ntable;
 	void *conf; /* zeroed struct whose first member is struct cn_daemon_conf */
 	int (*start)(struct cn_daemon *d); /* after the HTTP listener is up */
-	void (*stop)(struct cn_daemon *d); /* before the loop is destroyed */
+	void (*stop)(struct cn_daemon *d); /* before the loop is destroyed; also after a failed start */
+	void *app; /* the binary's own state */
 
 	/* Filled in by cn_daemon_main. */
 	struct cn_daemon_conf *base;

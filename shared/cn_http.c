@@ -150,6 +150,24 @@ int cn_http_req_header(const struct cn_http_req *req, const char *name, char *ou
 	return lws_hdr_custom_copy(wsi, out, (int)cap, cname, (int)strlen(cname)) < 0 ? -ENOSPC : 0;
 }
 
+int cn_http_query_get(const struct cn_http_req *req, const char *name, char *out, size_t cap)
+{
+	size_t nlen = strlen(name), i = 0;
+	struct cn_str q = req->query;
+
+	/* req->query holds lws's decoded "name=value" fragments separated by NUL bytes. */
+	while (i < q.len) {
+		const char *nul = memchr(q.p + i, '\0', q.len - i);
+		size_t end = nul ? (size_t)(nul - q.p) : q.len;
+		if (end - i > nlen && memcmp(q.p + i, name, nlen) == 0 && q.p[i + nlen] == '=')
+			return cn_str_copy(out, cap, (struct cn_str){ q.p + i + nlen + 1, end - i - nlen - 1 }) < 0
+				       ? -ENOSPC
+				       : 0;
+		i = end + 1;
+	}
+	return -ENOENT;
+}
+
 static bool route_matches(const struct route *r, struct cn_str path)
 {
 	return r->prefix ? cn_str_has_prefix(path, r->path)
@@ -247,8 +265,17 @@ static int dispatch(struct lws *wsi, struct http_conn *c, struct cn_http_server 
 	memset(&req, 0, sizeof(req));
 	req.method = c->method;
 	req.path = cn_str_from(c->path);
-	qlen = lws_hdr_copy(wsi, query, sizeof(query), WSI_TOKEN_HTTP_URI_ARGS);
-	req.query = (struct cn_str){ query, qlen > 0 ? (size_t)qlen : 0 };
+	/* lws keeps each argument url-decoded in its own fragment; joining them with '&'
+	 * would confuse a value holding an encoded '&', so they are joined with NUL. */
+	size_t qpos = 0;
+	for (int frag = 0; qpos < sizeof(query); frag++) {
+		qlen = lws_hdr_copy_fragment(wsi, query + qpos, (int)(sizeof(query) - qpos),
+					     WSI_TOKEN_HTTP_URI_ARGS, frag);
+		if (qlen < 0)
+			break;
+		qpos += (size_t)qlen + 1;
+	}
+	req.query = (struct cn_str){ query, qpos ? qpos - 1 : 0 };
 	req.body = (struct cn_str){ c->body.data ? c->body.data : "", c->body.len };
 	req.conn = wsi;
 	lws_get_peer_simple(wsi, req.peer, sizeof(req.peer));

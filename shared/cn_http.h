@@ -26,7 +26,7 @@ enum cn_http_method {
 struct cn_http_req {
 	enum cn_http_method method;
 	struct cn_str path;  /* decoded path, no query */
-	struct cn_str query; /* raw query, "a=1&b=2", may be empty */
+	struct cn_str query; /* decoded "a=1" fragments separated by NUL bytes; use cn_http_query_get */
 	struct cn_str body;
 	char peer[64];
 	void *conn; /* the lws connection, for cn_http_req_header */
@@ -63,6 +63,10 @@ void cn_http_close(struct cn_http_server *s);
 /* Copies request header name ("authorization") into out; -ENOENT when absent,
  * -ENOSPC when longer than cap - 1. */
 int cn_http_req_header(const struct cn_http_req *req, const char *name, char *out, size_t cap);
+
+/* Value of query parameter name (first occurrence, already decoded) copied into out.
+ * -ENOENT when absent, -ENOSPC when it does not fit. */
+int cn_http_query_get(const struct cn_http_req *req, const char *name, char *out, size_t cap);
 
 int cn_http_resp_header(struct cn_http_resp *resp, const char *name, const char *value);
 /* RFC 9457 body: {"type","title","status","detail"}; sets status and content type. */

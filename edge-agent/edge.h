@@ -1,0 +1,35 @@
+/* edge.h: the edge daemon's shared state, handed to its API handlers and start-up steps. */
+#ifndef EDGE_H
+#define EDGE_H
+
+#include <stdint.h>
+
+#include "cn_daemon.h"
+#include "edge_cameras.h"
+#include "edge_index.h"
+
+struct edge_conf {
+	struct cn_daemon_conf base;
+	char *cameras_file;
+	char *archive_dir;
+	int64_t segment_duration;
+	int64_t rtsp_timeout;
+	int64_t reconnect_max;
+};
+
+struct edge {
+	struct cn_daemon *d;
+	struct edge_conf *conf;
+	char archive_dir[512];
+	char index_path[512];
+	char cameras_file[1024];
+	struct edge_index *ix; /* the main loop's connection: API reads, few writes */
+	struct edge_cameras cams;
+};
+
+/* Registers /api/v1/... on the daemon's HTTP server. */
+int edge_api_register(struct edge *e);
+/* Writes data_dir/admin.token: an EdDSA token of the node key with scope edge:admin. */
+int edge_api_write_admin_token(struct edge *e);
+
+#endif

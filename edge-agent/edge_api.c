@@ -1,0 +1,330 @@
+/* edge_api.c: the edge's local REST API (/api/v1), every request checked against a bearer token. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "cn_base64.h"
+#include "cn_err.h"
+#include "cn_json.h"
+#include "cn_jwt.h"
+#include "cn_log.h"
+#include "cn_time.h"
+#include "edge.h"
+
+#define ADMIN_SCOPE "edge:admin"
+#define ADMIN_TOKEN_DAYS 30
+#define DEFAULT_SPAN_MS (24LL * 3600 * 1000)
+#define GAP_TOLERANCE_MS 1500
+
+int edge_api_write_admin_token(struct edge *e)
+{
+	struct cn_jwt_claims c;
+	struct cn_buf tok;
+	uint8_t rnd[12];
+	char path[1200], tmp[1210];
+	int64_t now = cn_time_wall_ms() / 1000;
+	int fd, rc;
+
+	memset(&c, 0, sizeof(c));
+	cn_strlcpy(c.iss, e->d->base->node_name, sizeof(c.iss));
+	cn_strlcpy(c.sub, "local-admin", sizeof(c.sub));
+	cn_strlcpy(c.tenant, "local", sizeof(c.tenant));
+	cn_strlcpy(c.scope, ADMIN_SCOPE, sizeof(c.scope));
+	cn_random_bytes(rnd, sizeof(rnd));
+	cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), c.jti, sizeof(c.jti), NULL);
+	c.iat = now;
+	c.exp = now + ADMIN_TOKEN_DAYS * 86400;
+	cn_buf_init(&tok, CN_JWT_MAX_TOKEN);
+	if ((rc = cn_jwt_sign(e->d->node_key, e->d->node_key_id, &c, NULL, &tok)) < 0)
+		goto out_free_tok;
+	snprintf(path, sizeof(path), "%s/admin.token", e->d->base->data_dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		rc = -errno;
+		goto out_free_tok;
+	}
+	if (write(fd, tok.data, tok.len) != (ssize_t)tok.len || write(fd, "\n", 1) != 1 ||
+	    fsync(fd) < 0)
+		rc = -EIO;
+	close(fd);
+	if (rc == 0 && rename(tmp, path) < 0)
+		rc = -errno;
+	if (rc < 0)
+		unlink(tmp);
+	else
+		cn_log_info("api", "local admin token written to '%s' (valid %d days)", path, ADMIN_TOKEN_DAYS);
+out_free_tok:
+	cn_buf_free(&tok);
+	return rc;
+}
+
+/* 0 when the request carries a valid token with the admin scope; otherwise fills a
+ * 401/403 problem and returns 1. */
+static int authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp)
+{
+	struct cn_jwt_claims c;
+	char hdr[CN_JWT_MAX_TOKEN + 16], err[256];
+	int rc = cn_http_req_header(req, "authorization", hdr, sizeof(hdr));
+
+	if (rc < 0 || strncmp(hdr, "Bearer ", 7) != 0) {
+		cn_http_problem(resp, 401, "Unauthorized",
+				rc == -ENOSPC ? "authorization header too long"
+					      : "a bearer token is required (Authorization: Bearer <token>)");
+		cn_http_resp_header(resp, "www-authenticate", "Bearer realm=\"canopy-edge\"");
+		return 1;
+	}
+	rc = cn_jwt_verify(hdr + 7, strlen(hdr + 7), &e->d->node_key, 1, cn_time_wall_ms() / 1000, 30,
+			   &c, NULL, err, sizeof(err));
+	if (rc < 0) {
+		cn_http_problem(resp, 401, "Unauthorized", "%s", err);
+		cn_http_resp_header(resp, "www-authenticate",
+				    "Bearer realm=\"canopy-edge\", error=\"invalid_token\"");
+		return 1;
+	}
+	if (!cn_jwt_has_scope(&c, ADMIN_SCOPE)) {
+		cn_http_problem(resp, 403, "Forbidden", "token lacks scope '%s'", ADMIN_SCOPE);
+		return 1;
+	}
+	return 0;
+}
+
+static int reply_json(struct cn_http_resp *resp, cJSON *o)
+{
+	int rc;
+
+	if (!o)
+		return -ENOMEM;
+	cn_strlcpy(resp->content_type, "application/json", sizeof(resp->content_type));
+	rc = cn_json_print(o, &resp->body);
+	cJSON_Delete(o);
+	return rc;
+}
+
+static cJSON *time_string(int64_t ms)
+{
+	char ts[40];
+
+	if (cn_time_format_rfc3339(ms, ts, sizeof(ts)) < 0)
+		return cJSON_CreateNull();
+	return cJSON_CreateString(ts);
+}
+
+static int get_cameras(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct edge *e = arg;
+	cJSON *root, *arr;
+
+	if (authorize(e, req, resp))
+		return 0;
+	root = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(root, "cameras");
+	cJSON_AddNumberToObject(root, "config_version", e->cams.cfg ? e->cams.cfg->version : 0);
+	if (e->cams.config_error[0])
+		cJSON_AddStringToObject(root, "config_error", e->cams.config_error);
+	else
+		cJSON_AddNullToObject(root, "config_error");
+	for (int i = 0; i < e->cams.ncams; i++) {
+		struct edge_ingest *g = e->cams.cams[i];
+		struct edge_ingest_status st;
+		struct edge_camera_cfg cfg;
+		cJSON *o = cJSON_CreateObject(), *s, *r;
+
+		g_mutex_lock(&g->lock);
+		cfg = g->cfg;
+		g_mutex_unlock(&g->lock);
+		edge_ingest_status(g, &st);
+		cJSON_AddItemToArray(arr, o);
+		cJSON_AddStringToObject(o, "id", cfg.id);
+		cJSON_AddStringToObject(o, "name", cfg.name);
+		cJSON_AddStringToObject(o, "main_url", cfg.main_url);
+		if (cfg.sub_url[0])
+			cJSON_AddStringToObject(o, "sub_url", cfg.sub_url);
+		cJSON_AddBoolToObject(o, "has_credentials", cfg.username[0] != '\0');
+		cJSON_AddStringToObject(o, "transport", edge_transport_name(cfg.transport));
+		cJSON_AddStringToObject(o, "recording", edge_recmode_name(cfg.recording));
+		cJSON_AddNumberToObject(o, "retention_days", cfg.retention_days);
+		s = cJSON_AddObjectToObject(o, "status");
+		cJSON_AddStringToObject(s, "state", edge_cam_state_name(st.state));
+		cJSON_AddStringToObject(s, "reason", st.reason);
+		cJSON_AddItemToObject(s, "since", time_string(st.since_ms));
+		cJSON_AddBoolToObject(s, "recording", st.recording);
+		cJSON_AddBoolToObject(s, "disk_full", st.disk_full);
+		if (st.retry_in_ms > 0 && st.state != EDGE_CAM_ONLINE)
+			cJSON_AddNumberToObject(s, "retry_in_s", (double)st.retry_in_ms / 1000.0);
+		cJSON_AddStringToObject(s, "codec", st.codec);
+		cJSON_AddNumberToObject(s, "width", st.width);
+		cJSON_AddNumberToObject(s, "height", st.height);
+		cJSON_AddNumberToObject(s, "fps", (double)(int)(st.fps * 100) / 100);
+		cJSON_AddNumberToObject(s, "bitrate_kbps", (double)(int)(st.kbps * 10) / 10);
+		r = cJSON_AddObjectToObject(s, "counters");
+		cn_json_add_i64(r, "reconnects", (int64_t)st.reconnects);
+		cn_json_add_i64(r, "packets", (int64_t)st.packets);
+		cn_json_add_i64(r, "corrupt_packets", (int64_t)st.corrupt_packets);
+		cn_json_add_i64(r, "segments", (int64_t)st.segments);
+		cn_json_add_i64(r, "recorded_bytes", (int64_t)st.bytes_recorded);
+	}
+	return reply_json(resp, root);
+}
+
+/* from/to query parameters as RFC 3339; 1 (and a 400 filled in) when one is bad. */
+static int time_param(const struct cn_http_req *req, struct cn_http_resp *resp, const char *name,
+		      int64_t def, int64_t *out)
+{
+	char v[64];
+	int rc = cn_http_query_get(req, name, v, sizeof(v));
+
+	if (rc == -ENOENT) {
+		*out = def;
+		return 0;
+	}
+	if (rc < 0 || cn_time_parse_rfc3339(v, strlen(v), out) < 0) {
+		cn_http_problem(resp, 400, "Bad Request",
+				"'%s' must be an RFC 3339 time such as 2026-11-21T08:00:00Z", name);
+		return 1;
+	}
+	return 0;
+}
+
+struct ranges_out {
+	cJSON *ranges, *gaps;
+	int64_t prev_end, total;
+};
+
+static int add_range(int64_t start, int64_t end, void *arg)
+{
+	struct ranges_out *r = arg;
+	cJSON *o = cJSON_CreateObject();
+
+	if (start - r->prev_end >= GAP_TOLERANCE_MS) {
+		cJSON *g = cJSON_CreateObject();
+		cJSON_AddItemToObject(g, "start", time_string(r->prev_end));
+		cJSON_AddItemToObject(g, "end", time_string(start));
+		cJSON_AddItemToArray(r->gaps, g);
+	}
+	cJSON_AddItemToObject(o, "start", time_string(start));
+	cJSON_AddItemToObject(o, "end", time_string(end));
+	cJSON_AddNumberToObject(o, "duration_s", (double)(end - start) / 1000.0);
+	cJSON_AddItemToArray(r->ranges, o);
+	r->prev_end = end;
+	r->total += end - start;
+	return 0;
+}
+
+static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct edge *e = arg;
+	char camera[64];
+	int64_t now = cn_time_wall_ms(), from, to;
+	struct ranges_out r;
+	cJSON *root;
+	int rc;
+
+	if (authorize(e, req, resp))
+		return 0;
+	if (cn_http_query_get(req, "camera", camera, sizeof(camera)) < 0) {
+		cn_http_problem(resp, 400, "Bad Request", "'camera' is required");
+		return 0;
+	}
+	if (time_param(req, resp, "to", now, &to) || time_param(req, resp, "from", to - DEFAULT_SPAN_MS, &from))
+		return 0;
+	if (from >= to) {
+		cn_http_problem(resp, 400, "Bad Request", "'from' must be before 'to'");
+		return 0;
+	}
+	/* A camera no longer configured is still listed: its footage stays until retention. */
+	root = cJSON_CreateObject();
+	cJSON_AddStringToObject(root, "camera", camera);
+	cJSON_AddItemToObject(root, "from", time_string(from));
+	cJSON_AddItemToObject(root, "to", time_string(to));
+	r.ranges = cJSON_AddArrayToObject(root, "ranges");
+	r.gaps = cJSON_AddArrayToObject(root, "gaps");
+	r.prev_end = from;
+	r.total = 0;
+	rc = edge_index_ranges(e->ix, camera, from, to, GAP_TOLERANCE_MS, add_range, &r);
+	if (rc < 0) {
+		cJSON_Delete(root);
+		return rc;
+	}
+	/* While the camera records, the fragment in flight is not a gap. */
+	struct edge_ingest *g = edge_cameras_find(&e->cams, camera);
+	struct edge_ingest_status st = { 0 };
+	if (g)
+		edge_ingest_status(g, &st);
+	cJSON_AddBoolToObject(root, "recording", st.recording);
+	if (to - r.prev_end >= GAP_TOLERANCE_MS && !(st.recording && to >= now - 1000)) {
+		cJSON *gap = cJSON_CreateObject();
+		cJSON_AddItemToObject(gap, "start", time_string(r.prev_end));
+		cJSON_AddItemToObject(gap, "end", time_string(to));
+		cJSON_AddItemToArray(r.gaps, gap);
+	}
+	cJSON_AddNumberToObject(root, "recorded_s", (double)r.total / 1000.0);
+	return reply_json(resp, root);
+}
+
+struct events_out {
+	cJSON *arr;
+	int64_t last;
+};
+
+static int add_event(int64_t seq, const char *payload, void *arg)
+{
+	struct events_out *o = arg;
+	cJSON *ev = cJSON_Parse(payload);
+
+	o->last = seq;
+	if (!ev)
+		return 0;
+	cn_json_add_i64(ev, "seq", seq);
+	cJSON_AddItemToArray(o->arr, ev);
+	return 0;
+}
+
+static int get_events(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct edge *e = arg;
+	char v[32];
+	int64_t since = 0, limit = 100;
+	cJSON *root, *arr;
+	int rc;
+
+	if (authorize(e, req, resp))
+		return 0;
+	if (cn_http_query_get(req, "since", v, sizeof(v)) == 0 &&
+	    cn_str_to_i64(cn_str_from(v), 0, INT64_MAX, &since) < 0) {
+		cn_http_problem(resp, 400, "Bad Request", "'since' must be a non-negative event sequence number");
+		return 0;
+	}
+	if (cn_http_query_get(req, "limit", v, sizeof(v)) == 0 &&
+	    cn_str_to_i64(cn_str_from(v), 1, 1000, &limit) < 0) {
+		cn_http_problem(resp, 400, "Bad Request", "'limit' must be 1..1000");
+		return 0;
+	}
+	root = cJSON_CreateObject();
+	arr = cJSON_AddArrayToObject(root, "events");
+	struct events_out out = { arr, since };
+	rc = edge_index_events_since(e->ix, since, (int)limit, add_event, &out);
+	if (rc < 0) {
+		cJSON_Delete(root);
+		return rc;
+	}
+	/* Pass "next" back as "since" to continue after the last event returned. */
+	cn_json_add_i64(root, "next", out.last);
+	return reply_json(resp, root);
+}
+
+int edge_api_register(struct edge *e)
+{
+	struct cn_http_server *s = e->d->http;
+	int rc;
+
+	if ((rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/cameras", get_cameras, e)) < 0 ||
+	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/recordings", get_recordings, e)) < 0 ||
+	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/events", get_events, e)) < 0)
+		return rc;
+	return 0;
+}

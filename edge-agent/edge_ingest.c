@@ -1,0 +1,417 @@
+/* edge_ingest.c: the camera thread: connect with timeouts, back off, record, report state as events. */
+#include "edge_ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <libavutil/avutil.h>
+
+#include "cn_base64.h"
+#include "cn_crypto.h"
+#include "cn_err.h"
+#include "cn_json.h"
+#include "cn_log.h"
+#include "cn_time.h"
+
+#define BACKOFF_MIN_MS 1000
+#define RATE_WINDOW_MS 2000
+
+static const char *const state_names[] = { "connecting", "online", "unauthorized", "unreachable",
+					   "stopped" };
+
+const char *edge_cam_state_name(enum edge_cam_state s)
+{
+	return (unsigned)s <= EDGE_CAM_STOPPED ? state_names[s] : "?";
+}
+
+/* libavformat calls this often while blocked; non-zero aborts the operation. */
+static int interrupt_cb(void *arg)
+{
+	struct edge_ingest *g = arg;
+
+	return atomic_load(&g->stop) || cn_time_mono_ms() > atomic_load(&g->op_deadline_mono);
+}
+
+static void arm_deadline(struct edge_ingest *g)
+{
+	atomic_store(&g->op_deadline_mono, cn_time_mono_ms() + g->opts.timeout_ms);
+}
+
+/* Percent-encodes credentials for the userinfo part of a URL (RFC 3986 3.2.1). */
+static void userinfo_escape(const char *in, char *out, size_t cap)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	size_t o = 0;
+
+	for (; *in && o + 4 < cap; in++) {
+		unsigned char c = (unsigned char)*in;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		    c == '-' || c == '.' || c == '_' || c == '~') {
+			out[o++] = (char)c;
+		} else {
+			out[o++] = '%';
+			out[o++] = hex[c >> 4];
+			out[o++] = hex[c & 15];
+		}
+	}
+	out[o] = '\0';
+}
+
+static void build_url(const struct edge_camera_cfg *c, char *out, size_t cap)
+{
+	const char *rest = strstr(c->main_url, "://") + 3;
+	char user[200], pass[400];
+
+	if (!c->username[0]) {
+		cn_strlcpy(out, c->main_url, cap);
+		return;
+	}
+	userinfo_escape(c->username, user, sizeof(user));
+	userinfo_escape(c->password, pass, sizeof(pass));
+	snprintf(out, cap, "%.*s://%s:%s@%s", (int)(strstr(c->main_url, "://") - c->main_url),
+		 c->main_url, user, pass, rest);
+}
+
+/* Writes a camera state or recording event to the outbox (schemas/camera-event.schema.json). */
+static void emit_event(struct edge_ingest *g, struct edge_index *ix, const char *type,
+		       const char *state, const char *reason)
+{
+	uint8_t rnd[12];
+	char id[24], ts[40];
+	cJSON *o = cJSON_CreateObject();
+	char *json = NULL;
+	int64_t now = cn_time_wall_ms();
+
+	cn_random_bytes(rnd, sizeof(rnd));
+	cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), id, sizeof(id), NULL);
+	cn_time_format_rfc3339(now, ts, sizeof(ts));
+	if (!o || !cJSON_AddStringToObject(o, "id", id) ||
+	    !cJSON_AddStringToObject(o, "camera", g->cfg.id) ||
+	    !cJSON_AddStringToObject(o, "type", type) || !cJSON_AddStringToObject(o, "time", ts) ||
+	    !cJSON_AddStringToObject(o, "state", state) ||
+	    (reason && !cJSON_AddStringToObject(o, "reason", reason)) ||
+	    !(json = cJSON_PrintUnformatted(o))) {
+		cn_log_error("ingest", "camera '%s': cannot build %s event", g->cfg.id, type);
+	} else if (edge_index_event_add(ix, id, g->cfg.id, type, now, json, NULL) < 0) {
+		cn_log_error("ingest", "camera '%s': cannot store %s event", g->cfg.id, type);
+	}
+	cJSON_free(json);
+	cJSON_Delete(o);
+}
+
+/* Records the state for the API; emits an event when the camera's reported state
+ * changes (connecting is transient and never reported), so an offline period that
+ * retries many times is one event, not one per attempt. */
+static void set_state(struct edge_ingest *g, struct edge_index *ix, enum edge_cam_state s,
+		      const char *reason)
+{
+	bool changed;
+
+	g_mutex_lock(&g->lock);
+	/* A retry of a failed camera is not news: keep showing why it failed (the API
+	 * shows the retry delay separately). */
+	if (s == EDGE_CAM_CONNECTING && g->reported != EDGE_CAM_CONNECTING &&
+	    g->reported != EDGE_CAM_ONLINE) {
+		g_mutex_unlock(&g->lock);
+		return;
+	}
+	changed = s != EDGE_CAM_CONNECTING && s != g->reported;
+	if (g->st.state != s && (changed || s == EDGE_CAM_CONNECTING))
+		g->st.since_ms = cn_time_wall_ms();
+	g->st.state = s;
+	cn_strlcpy(g->st.reason, reason ? reason : "", sizeof(g->st.reason));
+	if (changed)
+		g->reported = s;
+	g_mutex_unlock(&g->lock);
+	if (!changed)
+		return;
+	if (s == EDGE_CAM_ONLINE)
+		cn_log_info("ingest", "camera '%s' online", g->cfg.id);
+	else if (s != EDGE_CAM_STOPPED)
+		cn_log_warn("ingest", "camera '%s' %s: %s", g->cfg.id, edge_cam_state_name(s), reason);
+	if (ix && s != EDGE_CAM_STOPPED)
+		emit_event(g, ix, s == EDGE_CAM_ONLINE ? "camera.online" : "camera.offline",
+			   edge_cam_state_name(s), reason);
+}
+
+/* Schedules are in the site's local time: the box's time zone (TZ). */
+static int local_offset_min(int64_t now_ms)
+{
+	time_t t = (time_t)(now_ms / 1000);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	return (int)(tm.tm_gmtoff / 60);
+}
+
+/* Sleeps up to ms, in small steps so a stop request is seen quickly. */
+static void nap(struct edge_ingest *g, int64_t ms)
+{
+	int64_t end = cn_time_mono_ms() + ms;
+
+	while (!atomic_load(&g->stop) && cn_time_mono_ms() < end)
+		g_usleep(50000);
+}
+
+static const char *describe_error(int err, char *buf, size_t cap)
+{
+	av_strerror(err, buf, cap);
+	return buf;
+}
+
+static void set_recording(struct edge_ingest *g, const struct edge_segw *w)
+{
+	g_mutex_lock(&g->lock);
+	g->st.recording = w->oc != NULL;
+	g->st.segments = w->segments;
+	g->st.fragments = w->fragments;
+	g->st.bytes_recorded = w->bytes + (uint64_t)(w->oc ? w->valid_bytes : 0);
+	g_mutex_unlock(&g->lock);
+}
+
+/* Reads from an open input until it fails or we are asked to stop. */
+static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edge_segw *w,
+			AVFormatContext *ic, int vi)
+{
+	AVStream *st = ic->streams[vi];
+	AVPacket *pkt = av_packet_alloc();
+	int64_t win_start = cn_time_mono_ms(), win_pkts = 0, win_bytes = 0;
+	int64_t pause_until = 0, next_dts = AV_NOPTS_VALUE, last_dur = 0;
+	char errbuf[128];
+	bool disk_full = false;
+
+	if (!pkt)
+		return;
+	while (!atomic_load(&g->stop)) {
+		arm_deadline(g);
+		int rc = av_read_frame(ic, pkt);
+		int64_t now_mono = cn_time_mono_ms(), now = cn_time_wall_ms();
+		if (rc < 0) {
+			if (atomic_load(&g->stop))
+				break;
+			char reason[160];
+			if (now_mono > atomic_load(&g->op_deadline_mono))
+				snprintf(reason, sizeof(reason), "no data for %lld s",
+					 (long long)(g->opts.timeout_ms / 1000));
+			else
+				snprintf(reason, sizeof(reason), "stream ended: %s",
+					 describe_error(rc, errbuf, sizeof(errbuf)));
+			set_state(g, ix, EDGE_CAM_UNREACHABLE, reason);
+			break;
+		}
+		if (pkt->stream_index != vi) {
+			av_packet_unref(pkt);
+			continue;
+		}
+		/* RTP gives the first packet no timestamp; place it one frame before the next. */
+		if (pkt->pts == AV_NOPTS_VALUE)
+			pkt->pts = next_dts != AV_NOPTS_VALUE ? next_dts : 0;
+		if (pkt->dts == AV_NOPTS_VALUE)
+			pkt->dts = pkt->pts;
+		if (next_dts != AV_NOPTS_VALUE && pkt->dts > next_dts - last_dur)
+			last_dur = pkt->dts - (next_dts - last_dur);
+		next_dts = pkt->dts + (last_dur > 0 ? last_dur : 1);
+		win_pkts++;
+		win_bytes += pkt->size;
+		g_mutex_lock(&g->lock);
+		g->st.packets++;
+		g->st.bytes_in += (uint64_t)pkt->size;
+		if (pkt->flags & AV_PKT_FLAG_CORRUPT)
+			g->st.corrupt_packets++;
+		bool record = g->cfg.recording == EDGE_REC_CONTINUOUS &&
+			      edge_camcfg_scheduled(&g->cfg, now, local_offset_min(now));
+		if (now_mono - win_start >= RATE_WINDOW_MS) {
+			g->st.fps = (double)win_pkts * 1000.0 / (double)(now_mono - win_start);
+			g->st.kbps = (double)win_bytes * 8.0 / (double)(now_mono - win_start);
+			win_start = now_mono;
+			win_pkts = win_bytes = 0;
+		}
+		g_mutex_unlock(&g->lock);
+
+		if (record && now_mono >= pause_until) {
+			rc = edge_segw_write(w, st->codecpar, st->time_base, pkt, now);
+			if (rc == -ENOSPC) {
+				/* Keep the stream alive and retry shortly: retention frees space. */
+				pause_until = now_mono + 5000;
+				if (!disk_full) {
+					disk_full = true;
+					cn_log_error("ingest", "camera '%s': archive disk full, recording paused",
+						     g->cfg.id);
+					emit_event(g, ix, "recording.disk_full", "paused",
+						   "no space left on the archive filesystem");
+				}
+			} else if (rc < 0) {
+				cn_log_error("ingest", "camera '%s': recording failed: %s", g->cfg.id,
+					     cn_strerror(rc));
+				pause_until = now_mono + 5000;
+			} else if (disk_full && w->oc) {
+				disk_full = false;
+				cn_log_info("ingest", "camera '%s': recording resumed", g->cfg.id);
+				emit_event(g, ix, "recording.resumed", "recording", NULL);
+			}
+		} else if (!record && w->oc) {
+			edge_segw_close(w, EDGE_CUT_STOP);
+		}
+		g_mutex_lock(&g->lock);
+		g->st.disk_full = disk_full;
+		g_mutex_unlock(&g->lock);
+		set_recording(g, w);
+		av_packet_unref(pkt);
+	}
+	av_packet_free(&pkt);
+}
+
+static gpointer ingest_thread(gpointer data)
+{
+	struct edge_ingest *g = data;
+	struct edge_index *ix = NULL;
+	struct edge_segw w;
+	int64_t backoff = BACKOFF_MIN_MS;
+	char url[1200], errbuf[128];
+
+	if (edge_index_open(g->opts.index_path, &ix) < 0) {
+		set_state(g, NULL, EDGE_CAM_STOPPED, "cannot open the archive index");
+		atomic_store(&g->exited, true);
+		return NULL;
+	}
+	edge_segw_init(&w, g->opts.archive_dir, g->cfg.id, g->opts.segment_ms, ix);
+	while (!atomic_load(&g->stop)) {
+		AVFormatContext *ic = avformat_alloc_context();
+		AVDictionary *o = NULL;
+		int rc, vi;
+
+		set_state(g, ix, EDGE_CAM_CONNECTING, "connecting");
+		g_mutex_lock(&g->lock);
+		build_url(&g->cfg, url, sizeof(url));
+		if (g->cfg.transport != EDGE_TRANSPORT_AUTO)
+			av_dict_set(&o, "rtsp_transport", edge_transport_name(g->cfg.transport), 0);
+		g_mutex_unlock(&g->lock);
+		av_dict_set_int(&o, "timeout", g->opts.timeout_ms * 1000, 0);
+		ic->interrupt_callback.callback = interrupt_cb;
+		ic->interrupt_callback.opaque = g;
+		arm_deadline(g);
+		int64_t t0 = cn_time_mono_ms();
+		rc = avformat_open_input(&ic, url, NULL, &o);
+		av_dict_free(&o);
+		memset(url, 0, sizeof(url)); /* holds the password */
+		if (rc >= 0) {
+			arm_deadline(g);
+			rc = avformat_find_stream_info(ic, NULL);
+		}
+		vi = rc >= 0 ? av_find_best_stream(ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0) : rc;
+		if (vi < 0 || atomic_load(&g->stop)) {
+			if (atomic_load(&g->stop)) {
+				avformat_close_input(&ic);
+				break;
+			}
+			bool unauthorized = vi == AVERROR_HTTP_UNAUTHORIZED || vi == AVERROR_HTTP_FORBIDDEN;
+			char reason[200];
+			if (cn_time_mono_ms() > atomic_load(&g->op_deadline_mono))
+				snprintf(reason, sizeof(reason), "no answer within %lld s",
+					 (long long)(g->opts.timeout_ms / 1000));
+			else if (unauthorized)
+				snprintf(reason, sizeof(reason), "camera refused the credentials (%s)",
+					 describe_error(vi, errbuf, sizeof(errbuf)));
+			else
+				snprintf(reason, sizeof(reason), "%s",
+					 vi == AVERROR_STREAM_NOT_FOUND ? "no video stream"
+									: describe_error(vi, errbuf, sizeof(errbuf)));
+			avformat_close_input(&ic);
+			set_state(g, ix, unauthorized ? EDGE_CAM_UNAUTHORIZED : EDGE_CAM_UNREACHABLE, reason);
+			g_mutex_lock(&g->lock);
+			g->st.retry_in_ms = backoff;
+			g->st.reconnects++;
+			g_mutex_unlock(&g->lock);
+			nap(g, backoff);
+			backoff = backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : backoff * 2;
+			continue;
+		}
+		AVCodecParameters *par = ic->streams[vi]->codecpar;
+		g_mutex_lock(&g->lock);
+		cn_strlcpy(g->st.codec, avcodec_get_name(par->codec_id), sizeof(g->st.codec));
+		g->st.width = par->width;
+		g->st.height = par->height;
+		g->st.retry_in_ms = 0;
+		g_mutex_unlock(&g->lock);
+		set_state(g, ix, EDGE_CAM_ONLINE, NULL);
+		run_session(g, ix, &w, ic, vi);
+		edge_segw_close(&w, EDGE_CUT_STOP);
+		set_recording(g, &w);
+		avformat_close_input(&ic);
+		/* A session that lasted a while resets the backoff; a flapping camera does not. */
+		if (cn_time_mono_ms() - t0 > 30000)
+			backoff = BACKOFF_MIN_MS;
+		if (!atomic_load(&g->stop)) {
+			g_mutex_lock(&g->lock);
+			g->st.reconnects++;
+			g->st.retry_in_ms = backoff;
+			g_mutex_unlock(&g->lock);
+			nap(g, backoff);
+			backoff = backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : backoff * 2;
+		}
+	}
+	edge_segw_close(&w, EDGE_CUT_STOP);
+	set_recording(g, &w);
+	set_state(g, ix, EDGE_CAM_STOPPED, "stopped");
+	edge_index_close(ix);
+	atomic_store(&g->exited, true);
+	return NULL;
+}
+
+int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_ingest_opts *opts,
+		      struct edge_ingest **out)
+{
+	struct edge_ingest *g = calloc(1, sizeof(*g));
+	char name[16];
+
+	if (!g)
+		return -ENOMEM;
+	g->opts = *opts;
+	g->cfg = *cfg;
+	g_mutex_init(&g->lock);
+	g->st.state = EDGE_CAM_CONNECTING;
+	g->reported = EDGE_CAM_CONNECTING;
+	g->st.since_ms = cn_time_wall_ms();
+	snprintf(name, sizeof(name), "cam-%.11s", cfg->id);
+	g->thread = g_thread_new(name, ingest_thread, g);
+	*out = g;
+	return 0;
+}
+
+void edge_ingest_update(struct edge_ingest *g, const struct edge_camera_cfg *cfg)
+{
+	g_mutex_lock(&g->lock);
+	g->cfg = *cfg;
+	g_mutex_unlock(&g->lock);
+}
+
+void edge_ingest_status(struct edge_ingest *g, struct edge_ingest_status *out)
+{
+	g_mutex_lock(&g->lock);
+	*out = g->st;
+	g_mutex_unlock(&g->lock);
+}
+
+void edge_ingest_request_stop(struct edge_ingest *g)
+{
+	atomic_store(&g->stop, true);
+}
+
+bool edge_ingest_exited(struct edge_ingest *g)
+{
+	return atomic_load(&g->exited);
+}
+
+void edge_ingest_free(struct edge_ingest *g)
+{
+	if (!g)
+		return;
+	edge_ingest_request_stop(g);
+	g_thread_join(g->thread);
+	g_mutex_clear(&g->lock);
+	memset(&g->cfg, 0, sizeof(g->cfg)); /* credentials */
+	free(g);
+}

@@ -1,0 +1,62 @@
+/* edge_segment.h: writes one camera stream into fragmented MP4 segment files and indexes them. */
+#ifndef EDGE_SEGMENT_H
+#define EDGE_SEGMENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+
+#include "edge_index.h"
+
+/* Why a segment ended early; each also starts a fresh segment on the next keyframe. */
+enum edge_seg_cut {
+	EDGE_CUT_DURATION,   /* reached segment_duration */
+	EDGE_CUT_CLOCK_JUMP, /* media time and wall clock disagree by more than a few seconds */
+	EDGE_CUT_DTS_BACK,   /* timestamps went backwards (camera restart, wrap) */
+	EDGE_CUT_FORMAT,     /* codec, resolution or parameter sets changed */
+	EDGE_CUT_STOP,       /* stream closed */
+};
+
+struct edge_segw {
+	/* set by edge_segw_init */
+	char archive_dir[512];
+	char camera[64];
+	int64_t seg_dur_ms;
+	struct edge_index *ix;
+
+	/* the segment being written, when oc != NULL */
+	AVFormatContext *oc;
+	AVCodecParameters *par; /* copy of the input parameters this segment was opened with */
+	AVRational in_tb;
+	int64_t seg_id;
+	char relpath[256];
+	int64_t start_ms;     /* wall clock of the first packet */
+	int64_t first_dts;    /* input dts of the first packet */
+	int64_t last_dts;
+	int64_t last_frame_ms; /* duration of the last frame written */
+	int64_t frag_start_dts; /* dts of the keyframe that began the fragment in progress */
+	int64_t frag_offset;  /* file offset where that fragment's moof will be written */
+	int64_t valid_bytes;  /* file is playable up to here */
+	int64_t valid_end_ms; /* wall clock covered by the complete fragments */
+
+	/* totals, for metrics */
+	uint64_t segments;
+	uint64_t fragments;
+	uint64_t bytes;
+	uint64_t cuts[EDGE_CUT_STOP + 1];
+};
+
+void edge_segw_init(struct edge_segw *w, const char *archive_dir, const char *camera,
+		    int64_t seg_dur_ms, struct edge_index *ix);
+/* Writes one packet of the input stream (time base in_tb, parameters par) received at
+ * wall clock recv_ms. Opens a segment on a keyframe when none is open (packets before
+ * the first keyframe are dropped). Returns -ENOSPC when the disk is full (the segment is
+ * closed, valid up to its last complete fragment). */
+int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRational in_tb,
+		    AVPacket *pkt, int64_t recv_ms);
+/* Finishes the open segment, if any: trailer, index row completed. */
+int edge_segw_close(struct edge_segw *w, enum edge_seg_cut why);
+
+#endif
