@@ -1,0 +1,206 @@
+"""canopy-edge recording real RTSP test cameras: archive, coverage listing, camera states, live config."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fixtures.daemons import BIN_DIR
+from fixtures.edge import camera_entry
+from fixtures.framecode import read_framecode
+
+
+def iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_iso(s: str) -> float:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
+
+
+def segment_files(edge, cam_id: str) -> list[Path]:
+    return sorted((edge.archive / cam_id).glob("*/*.mp4"))
+
+
+def decode_errors(path: Path) -> str:
+    r = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
+                       capture_output=True, text=True, timeout=60)
+    return r.stderr.strip() if r.returncode == 0 else f"exit {r.returncode}: {r.stderr}"
+
+
+def frame_numbers(path: Path, width: int, height: int) -> list[int]:
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-f", "rawvideo",
+                          "-pix_fmt", "gray", "-"], capture_output=True, timeout=60).stdout
+    n = len(raw) // (width * height)
+    frames = np.frombuffer(raw[:n * width * height], np.uint8).reshape(n, height, width)
+    return [read_framecode(f)[0] for f in frames]
+
+
+def test_records_four_cameras_continuously(edge_factory, camera_factory):
+    cams = [camera_factory(width=320, height=180, fps=15, gop=15) for _ in range(4)]
+    edge = edge_factory([camera_entry(c, f"cam{i}") for i, c in enumerate(cams)],
+                        segment_duration="5s")
+    for i in range(4):
+        edge.wait_state(f"cam{i}", "online")
+    t_online = time.time()
+    time.sleep(16)
+    for i, cam in enumerate(cams):
+        cid = f"cam{i}"
+        rec = edge.recordings(cid, **{"from": iso(t_online - 60)})
+        assert rec["recording"] is True
+        assert len(rec["ranges"]) == 1, rec  # one continuous range: no gap between segments
+        rng = rec["ranges"][0]
+        # Covered from (about) when the camera came online to (about) now.
+        assert parse_iso(rng["start"]) < t_online + 1.5, rng
+        assert parse_iso(rng["end"]) > time.time() - 3.5, rng
+        files = segment_files(edge, cid)
+        assert len(files) >= 3, files
+        numbers = []
+        for f in files[:-1]:  # the last is being written
+            assert decode_errors(f) == "", f
+            numbers += frame_numbers(f, 320, 180)
+        # Every frame the camera produced is in the archive, once, in order, across
+        # segment boundaries.
+        assert numbers == list(range(numbers[0], numbers[0] + len(numbers))), numbers[:50]
+        assert len(numbers) >= 15 * 8
+    m = edge.d.get("/metrics").text
+    for i in range(4):
+        assert f'canopy_camera_up{{camera="cam{i}"}} 1' in m
+        assert f'canopy_camera_recording{{camera="cam{i}"}} 1' in m
+        fps = float(re.search(rf'^canopy_camera_fps{{camera="cam{i}"}} ([0-9.]+)$', m, re.M).group(1))
+        assert 12 <= fps <= 18, fps
+
+
+def test_segment_files_are_fragmented_and_indexed(edge_factory, camera_factory):
+    cam = camera_factory(width=320, height=180, fps=15, gop=15)
+    edge = edge_factory([camera_entry(cam, "door")], segment_duration="4s")
+    edge.wait_state("door", "online")
+    edge.wait_for(lambda: len(segment_files(edge, "door")) >= 3, 20, "three segments")
+    f = segment_files(edge, "door")[0]
+    # Layout: <archive>/<camera>/<YYYY-MM-DD>/<HHMMSS-mmm>.mp4 (UTC).
+    assert re.match(r"^\d{4}-\d{2}-\d{2}$", f.parent.name)
+    assert re.match(r"^\d{6}-\d{3}\.mp4$", f.name)
+    probe = json.loads(subprocess.run(
+        ["ffprobe", "-v", "error", "-show_format", "-show_streams", "-of", "json", str(f)],
+        capture_output=True, text=True, timeout=30).stdout)
+    assert probe["streams"][0]["codec_name"] == "h264"
+    assert probe["streams"][0]["width"] == 320
+    dur = float(probe["format"]["duration"])
+    assert 3.9 <= dur <= 5.1, dur  # cut on the first keyframe (1 s GOP) at or after 4 s
+    # A fragment per keyframe: moof boxes in the file, one per GOP.
+    data = f.read_bytes()
+    assert data[4:8] == b"ftyp"
+    assert data.count(b"moof") >= 4
+
+
+def test_camera_offline_then_online(edge_factory, camera_factory):
+    cam = camera_factory(width=320, height=180, fps=15, gop=15)
+    edge = edge_factory([camera_entry(cam, "yard")], rtsp_timeout="3s", reconnect_max="2s",
+                        segment_duration="5s")
+    edge.wait_state("yard", "online")
+    time.sleep(4)
+    port = cam.port
+    t_stop = time.time()
+    cam.stop()
+    st = edge.wait_state("yard", "unreachable", timeout=15)
+    assert st["status"]["recording"] is False
+    assert st["status"]["reason"]
+    time.sleep(5)
+    cam2 = camera_factory(width=320, height=180, fps=15, gop=15, port=port)
+    t_back = time.time()
+    edge.wait_state("yard", "online", timeout=20)
+    time.sleep(4)
+    kinds = [(e["camera"], e["type"], e["state"]) for e in edge.events()]
+    assert kinds == [("yard", "camera.online", "online"), ("yard", "camera.offline", "unreachable"),
+                     ("yard", "camera.online", "online")], kinds
+    rec = edge.recordings("yard", **{"from": iso(t_stop - 60)})
+    assert len(rec["ranges"]) == 2, rec
+    gap_start = parse_iso(rec["ranges"][0]["end"])
+    gap_end = parse_iso(rec["ranges"][1]["start"])
+    assert gap_start <= t_stop + 1 and gap_end >= t_back - 1, (rec, t_stop, t_back)
+    assert any(parse_iso(g["start"]) == gap_start for g in rec["gaps"])
+    m = edge.d.get("/metrics").text
+    assert int(re.search(r'^canopy_camera_reconnects_total{camera="yard"} (\d+)$', m, re.M).group(1)) >= 1
+    cam2.stop()
+
+
+def test_wrong_password_is_unauthorized_with_backoff(edge_factory, camera_factory):
+    cam = camera_factory(width=320, height=180, user="admin", password="s3cret")
+    entry = camera_entry(cam, "gate")
+    entry["password"] = "Bad-Pass-9q7"
+    edge = edge_factory([entry], reconnect_max="8s")
+    st = edge.wait_state("gate", "unauthorized")
+    assert "credentials" in st["status"]["reason"]
+    assert "401" in st["status"]["reason"]
+    time.sleep(12)
+    st = edge.camera("gate")["status"]
+    # 1 + 2 + 4 + 8 s of backoff: no tight retry loop.
+    assert 2 <= st["counters"]["reconnects"] <= 5, st
+    assert st["state"] == "unauthorized"
+    assert st["retry_in_s"] >= 4
+    events = [e for e in edge.events() if e["camera"] == "gate"]
+    assert [e["state"] for e in events] == ["unauthorized"]  # one event, not one per retry
+    # The password never leaks through the API or the log.
+    assert "Bad-Pass-9q7" not in json.dumps(edge.cameras())
+    assert "Bad-Pass-9q7" not in edge.d.log()
+    # Fixing the password in the document takes effect live.
+    entry["password"] = "s3cret"
+    edge.write_cameras([entry], version=2)
+    edge.wait_state("gate", "online", timeout=20)
+
+
+def test_cameras_document_changes_apply_live(edge_factory, camera_factory):
+    a = camera_factory(width=320, height=180)
+    b = camera_factory(width=320, height=180)
+    edge = edge_factory([camera_entry(a, "a")])
+    edge.wait_state("a", "online")
+    edge.write_cameras([camera_entry(a, "a"), camera_entry(b, "b")], version=2)
+    edge.wait_state("b", "online")
+    # A broken document is refused with a precise reason; the cameras keep recording.
+    edge.cameras_file.write_text('{"version": 3, "cameras": [{"id": "a", "main_url": "http://x"}]}')
+    r = edge.wait_for(lambda: edge.api("/api/v1/cameras").json()["config_error"], 10, "config error")
+    assert "camera 'a': main_url must be rtsp://" in r
+    assert set(edge.cameras()) == {"a", "b"}
+    m = edge.d.get("/metrics").text
+    assert re.search(r"^canopy_edge_config_errors_total [1-9]\d*$", m, re.M)
+    # Removing a camera stops it; its recordings stay listed.
+    edge.write_cameras([camera_entry(b, "b")], version=4)
+    edge.wait_for(lambda: set(edge.cameras()) == {"b"}, 10, "camera a removed")
+    assert edge.api("/api/v1/cameras").json()["config_error"] is None
+    time.sleep(1)
+    assert edge.recordings("a")["ranges"], "footage of a removed camera disappeared"
+
+
+def test_api_requires_a_valid_admin_token(edge_factory, tmp_path):
+    edge = edge_factory([])
+    assert edge.api("/api/v1/cameras", token="").status == 401
+    r = edge.api("/api/v1/cameras", token="not.a.token")
+    assert r.status == 401 and r.headers["www-authenticate"].startswith("Bearer")
+    # A token signed by another key.
+    other = tmp_path / "other.pem"
+    subprocess.run([str(BIN_DIR / "canopy-codec"), "keygen", str(other), str(tmp_path / "o.pub")], check=True)
+    now = int(time.time())
+    claims = json.dumps({"sub": "x", "tenant": "local", "jti": "j", "scope": "edge:admin", "exp": now + 60})
+    forged = subprocess.run([str(BIN_DIR / "canopy-codec"), "jwt-sign", str(other)], input=claims,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    r = edge.api("/api/v1/cameras", token=forged)
+    assert r.status == 401 and "signature" in r.json()["detail"]
+    # The node's own key, but without the admin scope.
+    key = edge.data / "node.key"
+    claims = json.dumps({"sub": "x", "tenant": "local", "jti": "j", "scope": "camera:view", "exp": now + 60})
+    viewer = subprocess.run([str(BIN_DIR / "canopy-codec"), "jwt-sign", str(key)], input=claims,
+                            capture_output=True, text=True, check=True).stdout.strip()
+    r = edge.api("/api/v1/cameras", token=viewer)
+    assert r.status == 403 and "edge:admin" in r.json()["detail"]
+    # Bad query parameters are precise 400s.
+    r = edge.api("/api/v1/recordings", camera="x", **{"from": "yesterday"})
+    assert r.status == 400 and "'from' must be an RFC 3339 time" in r.json()["detail"]
+    assert edge.api("/api/v1/recordings").status == 400
+    assert edge.api("/api/v1/events", since="-1").status == 400
