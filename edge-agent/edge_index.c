@@ -265,6 +265,52 @@ static int each_segment(struct edge_index *ix, sqlite3_stmt *st,
 	return frc < 0 ? frc : 0;
 }
 
+int edge_index_segment_insert(struct edge_index *ix, const char *camera, const char *relpath,
+			      int64_t start_ms, int64_t end_ms, int64_t bytes, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix,
+			 "INSERT INTO segments(camera, path, start_ms, end_ms, bytes, open)"
+			 " VALUES(?, ?, ?, ?, ?, 0)",
+			 &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, camera, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, relpath, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, start_ms);
+	sqlite3_bind_int64(st, 4, end_ms);
+	sqlite3_bind_int64(st, 5, bytes);
+	if ((rc = run(ix, st, "insert recovered segment")) < 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(ix->db);
+	return 0;
+}
+
+int edge_index_keyframe_add(struct edge_index *ix, int64_t id, int64_t t_ms, int64_t offset)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix, "INSERT OR REPLACE INTO keyframes(segment_id, t_ms, offset) VALUES(?, ?, ?)",
+			 &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	sqlite3_bind_int64(st, 2, t_ms);
+	sqlite3_bind_int64(st, 3, offset);
+	return run(ix, st, "insert keyframe");
+}
+
+int edge_index_all_segments(struct edge_index *ix,
+			    int (*fn)(const struct edge_segment_row *row, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix, "SELECT id, camera, path, start_ms, end_ms, bytes, open FROM segments ORDER BY id",
+			 &st);
+
+	return rc < 0 ? rc : each_segment(ix, st, fn, arg);
+}
+
 int edge_index_open_segments(struct edge_index *ix,
 			     int (*fn)(const struct edge_segment_row *row, void *arg), void *arg)
 {

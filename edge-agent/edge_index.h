@@ -32,6 +32,13 @@ int edge_index_segment_progress(struct edge_index *ix, int64_t id, int64_t start
 int edge_index_segment_finish(struct edge_index *ix, int64_t id, int64_t start_ms, int64_t end_ms,
 			      int64_t bytes);
 int edge_index_segment_delete(struct edge_index *ix, int64_t id);
+/* A complete segment found on disk without a row (recovery of orphans). */
+int edge_index_segment_insert(struct edge_index *ix, const char *camera, const char *relpath,
+			      int64_t start_ms, int64_t end_ms, int64_t bytes, int64_t *id);
+int edge_index_keyframe_add(struct edge_index *ix, int64_t id, int64_t t_ms, int64_t offset);
+/* Calls fn for every segment, by id. */
+int edge_index_all_segments(struct edge_index *ix,
+			    int (*fn)(const struct edge_segment_row *row, void *arg), void *arg);
 /* Calls fn for each segment still marked open (recovery after a crash). */
 int edge_index_open_segments(struct edge_index *ix,
 			     int (*fn)(const struct edge_segment_row *row, void *arg), void *arg);

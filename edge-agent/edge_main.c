@@ -7,6 +7,7 @@
 #include "cn_log.h"
 #include "cn_metrics.h"
 #include "edge.h"
+#include "edge_recover.h"
 
 static const struct cn_conf_directive edge_directives[] = {
 	CN_DAEMON_DIRECTIVES(struct edge_conf, "edge", "/var/lib/canopy-edge", "8480"),
@@ -45,6 +46,11 @@ static int edge_start(struct cn_daemon *d)
 	}
 	if ((rc = edge_index_open(e->index_path, &e->ix)) < 0)
 		return rc;
+	struct edge_recover_stats rs;
+	if ((rc = edge_recover(e->archive_dir, e->ix, &rs)) < 0) {
+		cn_log_error("edge", "archive recovery failed: %s", cn_strerror(rc));
+		return rc;
+	}
 	if ((rc = edge_api_write_admin_token(e)) < 0) {
 		cn_log_error("edge", "cannot write the admin token: %s", cn_strerror(rc));
 		return rc;

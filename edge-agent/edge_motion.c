@@ -8,39 +8,57 @@
 #include "cn_err.h"
 #include "edge_motion.h"
 
-/* Units: the analysis plane holds 2x2 sums, i.e. luma x4 ("quarter luma", q); the
+/* Units: the analysis plane holds 2x2 sums, i.e. luma x4 ("q", quarter luma); the
  * background keeps BG_FRAC more bits (luma x64) so slow adaptation does not stall. */
 enum {
 	BG_FRAC = 4,
-	LEARN_FRAMES = 4,   /* frames that only build the background */
-	K_BG = 3,           /* unchanged pixels follow the frame at 1/8 per frame */
-	K_FG = 7,           /* changed pixels at 1/128: objects barely stain the background */
-	NOISE_RATE = 16,    /* noise estimate follows each frame's measure at 1/16 */
-	HIST_HALF = 512,    /* histogram of frame - background covers -511..511 q */
-	HOT_MIN_PX = 2,     /* one changed pixel never makes a cell hot ... */
-	HOT_FRAC_DIV = 20,  /* ... nor does less than 5% of the cell */
-	MIN_CELL_PX = 4,    /* each cell must cover this many frame pixels across and down */
+	QMAX = 1020,       /* largest 2x2 sum */
+	LEARN_FRAMES = 4,  /* frames that only build the background */
+	K_BG = 3,          /* unchanged pixels follow the frame at 1/8 per frame */
+	K_FG = 7,          /* changed pixels at 1/128: objects barely stain the background */
+	NOISE_RATE = 16,   /* the noise estimate follows each frame's measure at 1/16 */
+	NB = 16,           /* brightness buckets for the lighting fit, 16 luma each */
+	NB_SHIFT = 6,      /* background q >> NB_SHIFT = bucket */
+	JBINS = 256,       /* per bucket, frame - background in 1-luma bins over +-128 luma */
+	RBINS = 256,       /* |residual| histogram, q, for the noise measure */
+	REJECT_Q = 12,     /* a bucket 3 luma off the lighting line is not lighting */
+	HOT_MIN_PX = 2,    /* one changed pixel never makes a cell hot ... */
+	HOT_FRAC_DIV = 20, /* ... nor does less than 5% of the cell */
+	MIN_CELL_PX = 4,   /* each cell must cover this many frame pixels across and down */
 };
 
-#define NOISE_K 2.5f        /* threshold margin above the noise, in sigmas */
+#define NOISE_K 3.0f         /* threshold margin above the noise, in sigmas */
 #define MAD_TO_SIGMA 1.4826f /* median absolute deviation to sigma, for Gaussian noise */
 #define SENS_BASE_LUMA 1.5   /* threshold part at sensitivity 100 ... */
 #define SENS_DOUBLING 20.0   /* ... doubling every this many points down */
 
+struct cell {
+	uint32_t changed; /* pixels off the background this frame */
+	uint32_t moved;   /* pixels off the previous frame */
+	bool still;       /* hot but not moving since still_since */
+	int64_t still_since;
+};
+
 struct edge_motion {
 	struct edge_motion_cfg cfg; /* mask cleared outside the grid */
 	int ww, wh;                 /* analysis plane size: the frame halved */
-	uint16_t *cur;              /* this frame's 2x2 sums (q), analysed cells only */
-	uint16_t *bg;               /* background, luma x64; shares cur's allocation */
+	uint16_t *cur, *prev;       /* 2x2 sums (q) of this and the previous frame */
+	uint16_t *bg;               /* background, luma x64 */
+	uint16_t *planes;           /* the one block holding cur, prev and bg */
 	/* Cell (r, c) covers analysis x in [cx[c], cx[c+1]) and y in [cy[r], cy[r+1]). */
 	int cx[EDGE_MOTION_GRID_MAX_COLS + 1];
 	int cy[EDGE_MOTION_GRID_MAX_ROWS + 1];
 	int64_t analysed_px; /* analysis pixels in analysed cells */
 	float sens_q;        /* sensitivity part of the threshold, q */
-	float noise_q;       /* running noise sigma of the difference, q */
+	float noise_q;       /* running noise sigma of the residual, q */
 	int learn;           /* frames learned since (re)start; detection from LEARN_FRAMES */
-	uint32_t cnt[EDGE_MOTION_GRID_MAX_ROWS][EDGE_MOTION_GRID_MAX_COLS]; /* changed px */
-	uint32_t hist[2 * HIST_HALF];
+	struct cell cells[EDGE_MOTION_GRID_MAX_ROWS][EDGE_MOTION_GRID_MAX_COLS];
+	/* lighting fit: per background-brightness bucket, a histogram of frame - background */
+	uint32_t jh[NB][JBINS];
+	uint32_t bn[NB];
+	uint64_t bsum[NB];
+	int16_t light[QMAX + 1]; /* expected frame - background (q) by background level */
+	uint32_t rh[RBINS];
 	/* event state */
 	bool active;
 	bool have_ts;
@@ -157,10 +175,12 @@ int edge_motion_new(const struct edge_motion_cfg *cfg, struct edge_motion **out)
 	m->wh = cfg->height / 2;
 	/* Bounded by EDGE_MOTION_MAX_DIM, so this cannot overflow. */
 	plane = (size_t)m->ww * (size_t)m->wh;
-	m->cur = calloc(2 * plane, sizeof(uint16_t));
-	if (!m->cur)
+	m->planes = calloc(3 * plane, sizeof(uint16_t));
+	if (!m->planes)
 		goto out_free_m;
-	m->bg = m->cur + plane;
+	m->cur = m->planes;
+	m->prev = m->cur + plane;
+	m->bg = m->prev + plane;
 	for (int c = 0; c <= cfg->grid_cols; c++)
 		m->cx[c] = c * m->ww / cfg->grid_cols;
 	for (int r = 0; r <= cfg->grid_rows; r++)
@@ -182,29 +202,43 @@ out_free_m:
 	return -ENOMEM;
 }
 
+static void forget_still(struct edge_motion *m)
+{
+	for (int r = 0; r < EDGE_MOTION_GRID_MAX_ROWS; r++)
+		for (int c = 0; c < EDGE_MOTION_GRID_MAX_COLS; c++)
+			m->cells[r][c].still = false;
+}
+
 void edge_motion_reset(struct edge_motion *m)
 {
 	if (!m)
 		return;
 	m->learn = 0;
 	m->consec = 0;
+	forget_still(m);
 }
 
 void edge_motion_free(struct edge_motion *m)
 {
 	if (!m)
 		return;
-	free(m->cur);
+	free(m->planes);
 	free(m);
 }
 
-/* Pass 1: 2x2 sums of the analysed cells into cur, and the histogram of frame minus
- * background (meaningless until the background exists; the caller then ignores it). */
+static int bg_q(uint16_t bg)
+{
+	return (bg + (1 << (BG_FRAC - 1))) >> BG_FRAC;
+}
+
+/* Pass 1: 2x2 sums of the analysed cells into cur, and for the lighting fit the
+ * histogram of frame - background per background-brightness bucket (meaningless until
+ * a background exists; the caller then ignores it). */
 static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdiff_t stride)
 {
-	uint32_t *hist = m->hist;
-
-	memset(m->hist, 0, sizeof(m->hist));
+	memset(m->jh, 0, sizeof(m->jh));
+	memset(m->bn, 0, sizeof(m->bn));
+	memset(m->bsum, 0, sizeof(m->bsum));
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
 		uint32_t bits = m->cfg.mask[r];
 
@@ -221,112 +255,204 @@ static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdif
 					continue;
 				for (int x = m->cx[c]; x < m->cx[c + 1]; x++) {
 					int s = p0[2 * x] + p0[2 * x + 1] + p1[2 * x] + p1[2 * x + 1];
-					int d = s - ((bg[x] + (1 << (BG_FRAC - 1))) >> BG_FRAC);
+					int b = bg_q(bg[x]);
+					/* d + 1024 > 0, so the shift is a plain division */
+					int j = ((s - b + 1024) >> 2) - (256 - JBINS / 2);
 
 					cur[x] = (uint16_t)s;
-					d = d < -(HIST_HALF - 1) ? -(HIST_HALF - 1) : d;
-					d = d > HIST_HALF - 1 ? HIST_HALF - 1 : d;
-					hist[d + HIST_HALF]++;
+					j = j < 0 ? 0 : j >= JBINS ? JBINS - 1 : j;
+					m->jh[b >> NB_SHIFT][j]++;
+					m->bn[b >> NB_SHIFT]++;
+					m->bsum[b >> NB_SHIFT] += (uint64_t)b;
 				}
 			}
 		}
 	}
 }
 
-/* Median of the difference (the global offset, q) and its median absolute deviation
- * (q, interpolated within the bin so small noise is not rounded away). */
-static void hist_stats(const uint32_t *hist, int64_t n, int *offset, float *mad)
+/* Interpolated median of a histogram whose bin i covers [lo + i*width, lo + (i+1)*width). */
+static float hist_median(const uint32_t *h, int bins, int64_t n, float lo, float width)
 {
 	int64_t half = (n + 1) / 2, acc = 0;
-	int med = 0;
 
-	for (med = 0; med < 2 * HIST_HALF - 1; med++) {
-		acc += hist[med];
-		if (acc >= half)
-			break;
+	for (int i = 0; i < bins; i++) {
+		if (h[i] && acc + h[i] >= half)
+			return lo + width * ((float)i + (float)(half - acc) / (float)h[i]);
+		acc += h[i];
 	}
-	*offset = med - HIST_HALF;
-	acc = hist[med];
-	if (acc >= half) {
-		/* Bin 0 spans deviations 0..0.5. */
-		*mad = 0.5f * (float)half / (float)acc;
-		return;
-	}
-	for (int j = 1; j < 2 * HIST_HALF; j++) {
-		int64_t h = 0;
-
-		if (med + j < 2 * HIST_HALF)
-			h += hist[med + j];
-		if (med - j >= 0)
-			h += hist[med - j];
-		if (acc + h >= half) {
-			*mad = (float)j - 0.5f + (float)(half - acc) / (float)h;
-			return;
-		}
-		acc += h;
-	}
-	*mad = (float)HIST_HALF;
+	return lo + width * (float)bins;
 }
 
-/* Pass 2: marks pixels whose difference, less the global offset, exceeds thresh (q),
- * counts them per cell, and moves the background towards the frame: by 1/2^k_fg where
- * changed, 1/2^k_bg elsewhere (k 0 copies the frame). */
-static void diff_and_update(struct edge_motion *m, int offset, int thresh, int k_bg, int k_fg)
+/* Global lighting model: frame - background = a + s * (background - mid), fitted by
+ * population-weighted least squares through the buckets' medians, dropping buckets far
+ * off the line (an object covering most of one brightness level). Medians keep moving
+ * objects out of it as long as they cover less than half of each bucket. */
+static void fit_light(struct edge_motion *m)
 {
+	float c[NB], med[NB], w[NB];
+	bool use[NB];
+	float a = 0.0f, s = 0.0f, mid = 0.0f;
+	int64_t minpop = m->analysed_px / 32;
+	int nuse = 0;
+
+	for (int i = 0; i < NB; i++) {
+		use[i] = m->bn[i] > 0 && (int64_t)m->bn[i] >= minpop;
+		if (!use[i])
+			continue;
+		nuse++;
+		w[i] = (float)m->bn[i];
+		c[i] = (float)m->bsum[i] / w[i];
+		/* bin j holds differences [4j - 512, 4j - 508) q; integer values sit mid-bin */
+		med[i] = hist_median(m->jh[i], JBINS, m->bn[i], -512.0f - 0.5f, 4.0f);
+	}
+	for (int iter = 0; nuse > 0 && iter < NB; iter++) {
+		float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0, worst = 0;
+		int wi = -1;
+
+		for (int i = 0; i < NB; i++)
+			if (use[i]) {
+				sw += w[i];
+				swc += w[i] * c[i];
+				swm += w[i] * med[i];
+			}
+		mid = swc / sw;
+		a = swm / sw;
+		for (int i = 0; i < NB; i++)
+			if (use[i]) {
+				sxx += w[i] * (c[i] - mid) * (c[i] - mid);
+				sxy += w[i] * (c[i] - mid) * (med[i] - a);
+			}
+		/* A slope needs brightness spread (weighted sd of 4 luma); gains beyond
+		 * 0.25..4 in one step are not lighting. */
+		s = sxx >= sw * 256.0f ? sxy / sxx : 0.0f;
+		s = s < -0.75f ? -0.75f : s > 3.0f ? 3.0f : s;
+		if (nuse < 3)
+			break;
+		for (int i = 0; i < NB; i++)
+			if (use[i] && fabsf(med[i] - a - s * (c[i] - mid)) > worst) {
+				worst = fabsf(med[i] - a - s * (c[i] - mid));
+				wi = i;
+			}
+		if (worst <= REJECT_Q)
+			break;
+		use[wi] = false;
+		nuse--;
+	}
+	for (int b = 0; b <= QMAX; b++) {
+		float v = a + s * ((float)b - mid);
+
+		v = v < -QMAX ? -QMAX : v > QMAX ? QMAX : v;
+		m->light[b] = (int16_t)lrintf(v);
+	}
+}
+
+/* Pass 2: the residual is frame - background - lighting. Marks pixels whose residual
+ * exceeds thresh and pixels that differ from the previous frame by more than move
+ * (all q), counts both per cell, histograms |residual| for the noise measure, and moves
+ * the background towards the frame: by 1/2^k_fg where changed, 1/2^k_bg elsewhere (k 0
+ * copies the frame). */
+static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_bg, int k_fg)
+{
+	memset(m->rh, 0, sizeof(m->rh));
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
 		uint32_t bits = m->cfg.mask[r];
 
-		memset(m->cnt[r], 0, sizeof(m->cnt[r]));
+		for (int c = 0; c < m->cfg.grid_cols; c++)
+			m->cells[r][c].changed = m->cells[r][c].moved = 0;
 		if (!bits)
 			continue;
 		for (int y = m->cy[r]; y < m->cy[r + 1]; y++) {
 			const uint16_t *cur = m->cur + (size_t)y * (size_t)m->ww;
+			const uint16_t *prev = m->prev + (size_t)y * (size_t)m->ww;
 			uint16_t *bg = m->bg + (size_t)y * (size_t)m->ww;
 
 			for (int c = 0; c < m->cfg.grid_cols; c++) {
-				uint32_t n = 0;
+				uint32_t nch = 0, nmv = 0;
 
 				if (!(bits >> c & 1))
 					continue;
 				for (int x = m->cx[c]; x < m->cx[c + 1]; x++) {
-					int s = cur[x], b = bg[x];
-					int d = s - ((b + (1 << (BG_FRAC - 1))) >> BG_FRAC) - offset;
-					int changed = d > thresh || d < -thresh;
+					int s = cur[x], b = bg[x], bq = bg_q(bg[x]);
+					int res = abs(s - bq - m->light[bq]);
+					int changed = res > thresh;
 					int k = changed ? k_fg : k_bg;
 					int delta = (s << BG_FRAC) - b;
 
-					n += (uint32_t)changed;
+					nch += (uint32_t)changed;
+					nmv += (uint32_t)(abs(s - prev[x]) > move);
+					m->rh[res < RBINS ? res : RBINS - 1]++;
 					/* Rounded step; stays between b and the target, so in range. */
 					bg[x] = (uint16_t)(b + ((delta + ((1 << k) >> 1)) >> k));
 				}
-				m->cnt[r][c] += n;
+				m->cells[r][c].changed += nch;
+				m->cells[r][c].moved += nmv;
 			}
 		}
 	}
 }
 
-/* Hot cells from the counts: their area (analysis pixels), number and bounding box. */
-static int64_t hot_cells(const struct edge_motion *m, int *ncells, struct edge_motion_result *box)
+/* Sets the background of cell (r, c), or of every analysed cell when r < 0, to the frame. */
+static void learn_cells(struct edge_motion *m, int r, int c)
+{
+	int r0 = r < 0 ? 0 : r, r1 = r < 0 ? m->cfg.grid_rows : r + 1;
+
+	for (int rr = r0; rr < r1; rr++) {
+		int c0 = r < 0 ? 0 : c, c1 = r < 0 ? m->cfg.grid_cols : c + 1;
+
+		for (int cc = c0; cc < c1; cc++) {
+			if (!(m->cfg.mask[rr] >> cc & 1))
+				continue;
+			for (int y = m->cy[rr]; y < m->cy[rr + 1]; y++) {
+				const uint16_t *cur = m->cur + (size_t)y * (size_t)m->ww;
+				uint16_t *bg = m->bg + (size_t)y * (size_t)m->ww;
+
+				for (int x = m->cx[cc]; x < m->cx[cc + 1]; x++)
+					bg[x] = (uint16_t)(cur[x] << BG_FRAC);
+			}
+		}
+	}
+}
+
+static int cell_px(const struct edge_motion *m, int r, int c)
+{
+	return (m->cx[c + 1] - m->cx[c]) * (m->cy[r + 1] - m->cy[r]);
+}
+
+static uint32_t hot_need(int px)
+{
+	return (uint32_t)(px / HOT_FRAC_DIV < HOT_MIN_PX ? HOT_MIN_PX : px / HOT_FRAC_DIV);
+}
+
+/* Hot cells: their area (analysis pixels), number and bounding box. A hot cell where
+ * nothing moves for EDGE_MOTION_ABSORB_MS is a lasting change (parked car, lamp): its
+ * background becomes the frame. */
+static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int *ncells,
+			 struct edge_motion_result *box)
 {
 	int64_t area = 0;
 	int r0 = INT_MAX, r1 = -1, c0 = INT_MAX, c1 = -1;
 
 	*ncells = 0;
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
-		int ch = m->cy[r + 1] - m->cy[r];
-
-		if (!m->cfg.mask[r])
-			continue;
 		for (int c = 0; c < m->cfg.grid_cols; c++) {
-			int px = (m->cx[c + 1] - m->cx[c]) * ch;
-			int need = px / HOT_FRAC_DIV;
+			struct cell *cl = &m->cells[r][c];
+			int px = cell_px(m, r, c);
 
 			if (!(m->cfg.mask[r] >> c & 1))
 				continue;
-			if (need < HOT_MIN_PX)
-				need = HOT_MIN_PX;
-			if (m->cnt[r][c] < (uint32_t)need)
+			if (cl->changed < hot_need(px)) {
+				cl->still = false;
 				continue;
+			}
+			if (cl->moved >= hot_need(px)) {
+				cl->still = false;
+			} else if (!cl->still) {
+				cl->still = true;
+				cl->still_since = ts_ms;
+			} else if (ts_ms - cl->still_since >= EDGE_MOTION_ABSORB_MS) {
+				learn_cells(m, r, c);
+				cl->still = false;
+			}
 			area += px;
 			(*ncells)++;
 			r0 = r < r0 ? r : r0;
@@ -348,9 +474,9 @@ int edge_motion_feed(struct edge_motion *m, const uint8_t *luma, int stride, int
 		     struct edge_motion_result *res)
 {
 	struct edge_motion_result box = { 0 };
+	float thresh_q, sigma_q;
 	bool motion = false;
-	int offset = 0;
-	float mad = 0.0f;
+	uint16_t *swap;
 
 	if (!m || !luma || !res || stride < m->cfg.width)
 		return -EINVAL;
@@ -361,42 +487,46 @@ int edge_motion_feed(struct edge_motion *m, const uint8_t *luma, int stride, int
 	m->last_ts = ts_ms;
 
 	sum_and_histogram(m, luma, stride);
+	if (m->learn > 0)
+		fit_light(m);
+	thresh_q = m->sens_q + NOISE_K * m->noise_q;
+	res->threshold = thresh_q / 4.0f;
 	if (m->learn < LEARN_FRAMES) {
-		/* Frame 0 copies; later ones average in at 1/2, 1/4, 1/8. The noise measured
-		 * meanwhile is against a young, noisier background: a safe overestimate that
+		/* Frame 0 copies; later ones average in at 1/2, 1/4, 1/8. */
+		diff_and_update(m, INT_MAX, INT_MAX, m->learn, 0);
+		/* Measured against a young, noisier background: a safe overestimate that
 		 * the running average then lowers. */
-		if (m->learn > 0) {
-			hist_stats(m->hist, m->analysed_px, &offset, &mad);
-			if (m->learn == 1)
-				m->noise_q = MAD_TO_SIGMA * mad;
-			else
-				m->noise_q = (m->noise_q + MAD_TO_SIGMA * mad) / 2.0f;
-		}
-		diff_and_update(m, 0, INT_MAX, m->learn, 0);
+		sigma_q = MAD_TO_SIGMA * hist_median(m->rh, RBINS, m->analysed_px, -0.5f, 1.0f);
+		if (m->learn == 1)
+			m->noise_q = sigma_q;
+		else if (m->learn > 1)
+			m->noise_q = (m->noise_q + sigma_q) / 2.0f;
 		m->learn++;
 		res->learning = true;
-		res->threshold = (m->sens_q + NOISE_K * m->noise_q) / 4.0f;
 	} else {
-		float thresh_q = m->sens_q + NOISE_K * m->noise_q;
 		int64_t area;
 
-		hist_stats(m->hist, m->analysed_px, &offset, &mad);
-		res->threshold = thresh_q / 4.0f;
-		diff_and_update(m, offset, (int)thresh_q, K_BG, K_FG);
-		area = hot_cells(m, &res->hot_cells, &box);
+		/* Frame-to-frame differences carry the noise of two frames: sqrt(2) more. */
+		diff_and_update(m, (int)thresh_q, (int)(thresh_q * 1.5f), K_BG, K_FG);
+		sigma_q = MAD_TO_SIGMA * hist_median(m->rh, RBINS, m->analysed_px, -0.5f, 1.0f);
+		area = hot_cells(m, ts_ms, &res->hot_cells, &box);
 		res->area_permille = (int)((area * 1000 + m->analysed_px / 2) / m->analysed_px);
 		if (area * 1000 > (int64_t)EDGE_MOTION_SCENE_CHANGE_PERMILLE * m->analysed_px) {
 			/* Not motion but a new scene: take this frame as the background and
-			 * re-estimate the noise, which this frame's statistics say nothing about. */
-			diff_and_update(m, 0, INT_MAX, 0, 0);
+			 * re-estimate the noise, which this frame's residual says nothing about. */
+			learn_cells(m, -1, 0);
+			forget_still(m);
 			m->learn = 1;
 			res->scene_change = true;
 		} else {
-			m->noise_q += (MAD_TO_SIGMA * mad - m->noise_q) / NOISE_RATE;
+			m->noise_q += (sigma_q - m->noise_q) / NOISE_RATE;
 			motion = area * 1000 >= (int64_t)m->cfg.min_area_permille * m->analysed_px;
 		}
 	}
 	res->noise = m->noise_q / 4.0f;
+	swap = m->prev;
+	m->prev = m->cur;
+	m->cur = swap;
 
 	if (motion) {
 		m->last_motion_ts = ts_ms;

@@ -9,36 +9,41 @@
 /*
  * How it works (pure computation: no I/O, no threads, no allocation after _new):
  *
- * - Each frame is halved by 2x2 box sums: that kills per-pixel sensor noise and quarters
- *   the work. All later steps run on this half-size "analysis plane", and only on pixels
- *   of analysed (unmasked) cells.
+ * - Each frame is halved by 2x2 box sums: that averages out per-pixel sensor noise and
+ *   quarters the work. All later steps run on this half-size "analysis plane", and only
+ *   on pixels of analysed (unmasked) cells.
  * - The background is a per-pixel running average in fixed point. Pixels judged unchanged
  *   follow the frame at 1/8 per frame; changed pixels at 1/128, so a moving object barely
- *   stains the background while an object that stops (a parked car) fades into it in
- *   about 250 frames (~50 s at 5 fps).
- * - Global illumination: the median of (frame - background) over the analysed area is
- *   taken as a global offset and subtracted before thresholding, so auto-exposure steps
- *   and slow brightness ramps (clouds) do not count as change.
- * - Noise: the median absolute deviation of that difference gives the noise sigma of the
- *   frame; a slow running average of it (1/16 per frame) sets the noise part of the
- *   threshold. A pixel is changed when |difference - offset| > sens(sensitivity) +
- *   2.5 sigma, with sens = 1.5 luma at sensitivity 100, doubling every 20 points
- *   down (8.5 at 50, 46 at 1).
+ *   stains the background.
+ * - Lighting: auto-exposure, clouds and haze change the whole view together, roughly as
+ *   frame = gain * background + offset. Each frame, the median of frame - background is
+ *   taken per background-brightness band (16 luma wide), and a line through those
+ *   medians (weighted least squares, bands far off the line dropped) gives the expected
+ *   difference for every background level. The residual (difference minus that) is what
+ *   is tested, so global light changes of any speed do not count as motion, while a
+ *   moving object, covering less than half of each band, barely moves the medians.
+ * - Noise: the median absolute residual of each frame gives its noise sigma; a slow
+ *   running average of it (1/16 per frame) sets the noise part of the threshold. A pixel
+ *   is changed when |residual| > sens(sensitivity) + 3 sigma, with sens = 1.5 luma at
+ *   sensitivity 100, doubling every 20 points down (8.5 luma at 50, 46 at 1).
  * - A cell is hot when at least 5% of its pixels (and at least 2) changed. The hot-cell
  *   area (permille of the analysed area) is the frame's motion measure; the frame has
  *   motion when it reaches min_area_permille. The box is the union of hot cells.
+ * - Lasting changes: a cell that stays hot while almost nothing in it moves from frame to
+ *   frame for EDGE_MOTION_ABSORB_MS (a parked car, a lamp switched on in a corner) takes
+ *   the frame as its background, so no change yields an endless event.
+ * - Scene change: when more than EDGE_MOTION_SCENE_CHANGE_PERMILLE of the analysed area
+ *   is hot at once (lights switched on unevenly, IR cut filter, camera moved or covered),
+ *   the frame is not motion: the background is replaced by the frame and relearned, and
+ *   the result says scene_change (the caller may raise it as a tamper hint). The price:
+ *   an object that fills more than 70% of the view at once is learned, not reported.
+ * - Learning: the first 4 frames after _new, _reset or a scene change only build the
+ *   background and the noise estimate; they never count as motion.
  * - Events: "started" after start_frames consecutive motion frames; "stopped" once
  *   stop_ms have passed since the last motion frame.
- * - Learning: the first 4 frames after _new, _reset or a scene change only build the
- *   background (and the noise estimate); they never count as motion.
- * - Scene change: when more than EDGE_MOTION_SCENE_CHANGE_PERMILLE of the analysed area
- *   is hot at once (lights switched on, IR cut filter, camera moved or covered), the frame
- *   is not motion: the background is replaced by the frame and relearned, and the result
- *   says scene_change (the caller may raise it as a tamper hint). The price: an object
- *   that fills more than 70% of the view at once is learned, not reported.
  *
  * An instance is used by one thread at a time; instances are independent. Cost is linear
- * in the analysed area: about 30 us for a 320x180 frame on a small x86 core.
+ * in the analysed area: well under 0.1 ms for a 320x180 frame on a small x86 core.
  */
 
 #define EDGE_MOTION_GRID_MAX_COLS 32
@@ -47,6 +52,8 @@
 #define EDGE_MOTION_MAX_DIM 4096
 /* Hot area above this (permille) is a scene change, not motion; bounds min_area_permille. */
 #define EDGE_MOTION_SCENE_CHANGE_PERMILLE 700
+/* A hot cell where nothing moves for this long is learned into the background. */
+#define EDGE_MOTION_ABSORB_MS 10000
 #define EDGE_MOTION_MAX_START_FRAMES 100
 #define EDGE_MOTION_MAX_STOP_MS 3600000
 
