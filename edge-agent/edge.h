@@ -7,6 +7,7 @@
 #include "cn_daemon.h"
 #include "edge_cameras.h"
 #include "edge_index.h"
+#include "edge_retention.h"
 
 struct edge_conf {
 	struct cn_daemon_conf base;
@@ -15,6 +16,9 @@ struct edge_conf {
 	int64_t segment_duration;
 	int64_t rtsp_timeout;
 	int64_t reconnect_max;
+	int64_t archive_quota;
+	int64_t archive_max_percent;
+	int64_t retention_interval;
 };
 
 struct edge {
@@ -25,6 +29,8 @@ struct edge {
 	char cameras_file[1024];
 	struct edge_index *ix; /* the main loop's connection: API reads, few writes */
 	struct edge_cameras cams;
+	struct edge_retention retention;
+	guint retention_timer;
 };
 
 /* Registers /api/v1/... on the daemon's HTTP server. */

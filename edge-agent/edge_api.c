@@ -317,6 +317,125 @@ static int get_events(const struct cn_http_req *req, struct cn_http_resp *resp, 
 	return reply_json(resp, root);
 }
 
+static int add_protected(int64_t id, const char *camera, int64_t from_ms, int64_t to_ms,
+			 const char *reason, void *arg)
+{
+	cJSON *o = cJSON_CreateObject();
+
+	cn_json_add_i64(o, "id", id);
+	cJSON_AddStringToObject(o, "camera", camera);
+	cJSON_AddItemToObject(o, "from", time_string(from_ms));
+	cJSON_AddItemToObject(o, "to", time_string(to_ms));
+	cJSON_AddStringToObject(o, "reason", reason ? reason : "");
+	cJSON_AddItemToArray(arg, o);
+	return 0;
+}
+
+static int get_protected(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct edge *e = arg;
+	char camera[64];
+	cJSON *root;
+	int rc;
+
+	if (authorize(e, req, resp))
+		return 0;
+	root = cJSON_CreateObject();
+	rc = cn_http_query_get(req, "camera", camera, sizeof(camera));
+	rc = edge_index_protect_list(e->ix, rc == 0 ? camera : NULL, add_protected,
+				     cJSON_AddArrayToObject(root, "protected"));
+	if (rc < 0) {
+		cJSON_Delete(root);
+		return rc;
+	}
+	return reply_json(resp, root);
+}
+
+/* Body: {"camera", "from", "to", "reason"?}: footage overlapping it is never deleted. */
+static int post_protected(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	static const char *const members[] = { "camera", "from", "to", "reason" };
+	struct edge *e = arg;
+	char camera[64], from_s[48], to_s[48], reason[256] = "", loc[64];
+	int64_t from, to, id;
+	cJSON *body = NULL, *out;
+	int rc;
+
+	if (authorize(e, req, resp))
+		return 0;
+	if (cn_json_parse(req->body.p, req->body.len, 64 * 1024, 4, &body) < 0 || !cJSON_IsObject(body)) {
+		cJSON_Delete(body);
+		cn_http_problem(resp, 400, "Bad Request", "body must be a JSON object {camera, from, to, reason}");
+		return 0;
+	}
+	for (const cJSON *c = body->child; c; c = c->next) {
+		bool known = false;
+		for (size_t i = 0; i < 4; i++)
+			known |= strcmp(c->string, members[i]) == 0;
+		if (!known) {
+			cn_http_problem(resp, 400, "Bad Request", "unknown member '%.40s'", c->string);
+			goto out_free_body;
+		}
+	}
+	if (cn_json_copy_str(body, "camera", camera, sizeof(camera)) < 0 || !camera[0]) {
+		cn_http_problem(resp, 400, "Bad Request", "'camera' must be a camera id");
+		goto out_free_body;
+	}
+	if (cn_json_copy_str(body, "from", from_s, sizeof(from_s)) < 0 ||
+	    cn_time_parse_rfc3339(from_s, strlen(from_s), &from) < 0 ||
+	    cn_json_copy_str(body, "to", to_s, sizeof(to_s)) < 0 ||
+	    cn_time_parse_rfc3339(to_s, strlen(to_s), &to) < 0 || from >= to) {
+		cn_http_problem(resp, 400, "Bad Request", "'from' and 'to' must be RFC 3339 times, from < to");
+		goto out_free_body;
+	}
+	rc = cn_json_copy_str(body, "reason", reason, sizeof(reason));
+	if (rc < 0 && rc != -ENOENT) {
+		cn_http_problem(resp, 400, "Bad Request", "'reason' must be a string of at most 255 bytes");
+		goto out_free_body;
+	}
+	if ((rc = edge_index_protect_add(e->ix, camera, from, to, reason, &id)) < 0) {
+		cJSON_Delete(body);
+		return rc;
+	}
+	out = cJSON_CreateArray();
+	add_protected(id, camera, from, to, reason, out);
+	snprintf(loc, sizeof(loc), "/api/v1/protected/%lld", (long long)id);
+	cn_http_resp_header(resp, "location", loc);
+	resp->status = 201;
+	cJSON_Delete(body);
+	cJSON *one = cJSON_DetachItemFromArray(out, 0);
+	cJSON_Delete(out);
+	return reply_json(resp, one);
+out_free_body:
+	cJSON_Delete(body);
+	return 0;
+}
+
+static int delete_protected(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct edge *e = arg;
+	struct cn_str idpart = { req->path.p + strlen("/api/v1/protected/"),
+				 req->path.len - strlen("/api/v1/protected/") };
+	int64_t id;
+	int rc;
+
+	if (authorize(e, req, resp))
+		return 0;
+	if (cn_str_to_i64(idpart, 1, INT64_MAX, &id) < 0) {
+		cn_http_problem(resp, 404, "Not Found", "no protected range '%.*s'", (int)idpart.len, idpart.p);
+		return 0;
+	}
+	rc = edge_index_protect_delete(e->ix, id);
+	if (rc == -ENOENT) {
+		cn_http_problem(resp, 404, "Not Found", "no protected range %lld", (long long)id);
+		return 0;
+	}
+	if (rc < 0)
+		return rc;
+	resp->status = 204;
+	return 0;
+}
+
 int edge_api_register(struct edge *e)
 {
 	struct cn_http_server *s = e->d->http;
@@ -324,7 +443,10 @@ int edge_api_register(struct edge *e)
 
 	if ((rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/cameras", get_cameras, e)) < 0 ||
 	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/recordings", get_recordings, e)) < 0 ||
-	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/events", get_events, e)) < 0)
+	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/events", get_events, e)) < 0 ||
+	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/protected", get_protected, e)) < 0 ||
+	    (rc = cn_http_route(s, CN_HTTP_POST, "/api/v1/protected", post_protected, e)) < 0 ||
+	    (rc = cn_http_route(s, CN_HTTP_DELETE, "/api/v1/protected/", delete_protected, e)) < 0)
 		return rc;
 	return 0;
 }

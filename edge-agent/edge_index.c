@@ -442,3 +442,138 @@ int edge_index_events_since(struct edge_index *ix, int64_t since_seq, int limit,
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : db_err(ix, "list events");
 }
+
+int edge_index_total_bytes(struct edge_index *ix, int64_t *bytes)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix, "SELECT COALESCE(SUM(bytes), 0) FROM segments", &st);
+
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	*bytes = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_err(ix, "sum bytes");
+}
+
+#define NOT_PROTECTED                                                             \
+	" AND NOT EXISTS (SELECT 1 FROM protected p WHERE p.camera = s.camera"     \
+	" AND p.from_ms < s.end_ms AND p.to_ms > s.start_ms)"
+
+int edge_index_next_to_expire(struct edge_index *ix, int64_t now_ms,
+			      int64_t (*retention_ms)(const char *camera, void *arg), void *arg,
+			      struct edge_segment_row *out)
+{
+	sqlite3_stmt *st;
+	bool found = false;
+	double best = -1;
+	int rc;
+
+	/* Each camera's oldest unprotected closed segment is its candidate; the one that
+	 * has used the largest share of its camera's retention goes first, so cameras keep
+	 * footage in proportion to their retention. */
+	rc = prepare(ix,
+		     "SELECT s.id, s.camera, s.path, s.start_ms, s.end_ms, s.bytes, s.open FROM segments s"
+		     " WHERE s.open = 0" NOT_PROTECTED
+		     " AND s.start_ms = (SELECT MIN(t.start_ms) FROM segments t WHERE t.camera = s.camera"
+		     " AND t.open = 0 AND NOT EXISTS (SELECT 1 FROM protected p WHERE p.camera = t.camera"
+		     " AND p.from_ms < t.end_ms AND p.to_ms > t.start_ms))",
+		     &st);
+	if (rc < 0)
+		return rc;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct edge_segment_row r;
+		row_from(st, &r);
+		int64_t keep = retention_ms(r.camera, arg);
+		double share = (double)(now_ms - r.end_ms) / (double)(keep > 0 ? keep : 1);
+		if (!found || share > best) {
+			*out = r;
+			best = share;
+			found = true;
+		}
+	}
+	sqlite3_finalize(st);
+	if (rc != SQLITE_DONE)
+		return db_err(ix, "find oldest segment");
+	return found ? 0 : -ENOENT;
+}
+
+int edge_index_expired(struct edge_index *ix, const char *camera, int64_t cutoff_ms, int limit,
+		       int (*fn)(const struct edge_segment_row *row, void *arg), void *arg)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix,
+			 "SELECT s.id, s.camera, s.path, s.start_ms, s.end_ms, s.bytes, s.open FROM segments s"
+			 " WHERE s.camera = ? AND s.open = 0 AND s.end_ms < ?" NOT_PROTECTED
+			 " ORDER BY s.start_ms LIMIT ?",
+			 &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, camera, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, cutoff_ms);
+	sqlite3_bind_int(st, 3, limit);
+	return each_segment(ix, st, fn, arg);
+}
+
+int edge_index_protect_add(struct edge_index *ix, const char *camera, int64_t from_ms, int64_t to_ms,
+			   const char *reason, int64_t *id)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix,
+			 "INSERT INTO protected(camera, from_ms, to_ms, reason, created_ms)"
+			 " VALUES(?, ?, ?, ?, strftime('%s','now') * 1000)",
+			 &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_text(st, 1, camera, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, from_ms);
+	sqlite3_bind_int64(st, 3, to_ms);
+	sqlite3_bind_text(st, 4, reason, -1, SQLITE_STATIC);
+	if ((rc = run(ix, st, "insert protected range")) < 0)
+		return rc;
+	*id = sqlite3_last_insert_rowid(ix->db);
+	return 0;
+}
+
+int edge_index_protect_delete(struct edge_index *ix, int64_t id)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix, "DELETE FROM protected WHERE id = ?", &st);
+
+	if (rc < 0)
+		return rc;
+	sqlite3_bind_int64(st, 1, id);
+	if ((rc = run(ix, st, "delete protected range")) < 0)
+		return rc;
+	return sqlite3_changes(ix->db) ? 0 : -ENOENT;
+}
+
+int edge_index_protect_list(struct edge_index *ix, const char *camera,
+			    int (*fn)(int64_t id, const char *camera, int64_t from_ms, int64_t to_ms,
+				      const char *reason, void *arg),
+			    void *arg)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix,
+			 "SELECT id, camera, from_ms, to_ms, reason FROM protected"
+			 " WHERE ?1 IS NULL OR camera = ?1 ORDER BY from_ms",
+			 &st);
+
+	if (rc < 0)
+		return rc;
+	if (camera)
+		sqlite3_bind_text(st, 1, camera, -1, SQLITE_STATIC);
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		int frc = fn(sqlite3_column_int64(st, 0), (const char *)sqlite3_column_text(st, 1),
+			     sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3),
+			     (const char *)sqlite3_column_text(st, 4), arg);
+		if (frc) {
+			sqlite3_finalize(st);
+			return frc < 0 ? frc : 0;
+		}
+	}
+	sqlite3_finalize(st);
+	return rc == SQLITE_DONE ? 0 : db_err(ix, "list protected ranges");
+}

@@ -53,6 +53,26 @@ int edge_index_ranges(struct edge_index *ix, const char *camera, int64_t from, i
 int edge_index_segments(struct edge_index *ix, const char *camera, int64_t from, int64_t to,
 			int (*fn)(const struct edge_segment_row *row, void *arg), void *arg);
 
+/* Total bytes of indexed segments. */
+int edge_index_total_bytes(struct edge_index *ix, int64_t *bytes);
+/* The closed segment that has used the largest share of its camera's retention
+ * (age of its end / retention), skipping protected ones; retention_ms(camera) gives each
+ * camera's retention. -ENOENT when none is left. */
+int edge_index_next_to_expire(struct edge_index *ix, int64_t now_ms,
+			      int64_t (*retention_ms)(const char *camera, void *arg), void *arg,
+			      struct edge_segment_row *out);
+/* Closed segments that ended before cutoff_ms and overlap no protected range. */
+int edge_index_expired(struct edge_index *ix, const char *camera, int64_t cutoff_ms, int limit,
+		       int (*fn)(const struct edge_segment_row *row, void *arg), void *arg);
+int edge_index_protect_add(struct edge_index *ix, const char *camera, int64_t from_ms, int64_t to_ms,
+			   const char *reason, int64_t *id);
+/* -ENOENT when there is no such range. */
+int edge_index_protect_delete(struct edge_index *ix, int64_t id);
+int edge_index_protect_list(struct edge_index *ix, const char *camera,
+			    int (*fn)(int64_t id, const char *camera, int64_t from_ms, int64_t to_ms,
+				      const char *reason, void *arg),
+			    void *arg);
+
 /* Appends an event to the outbox; seq is the per-edge sequence (also the row id). */
 int edge_index_event_add(struct edge_index *ix, const char *id, const char *camera,
 			 const char *type, int64_t time_ms, const char *payload_json, int64_t *seq);

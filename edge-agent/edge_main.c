@@ -1,5 +1,6 @@
 /* edge_main.c: canopy-edge entry point and its configuration table (site agent: records cameras, keeps working offline). */
 #include <stddef.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -21,7 +22,35 @@ static const struct cn_conf_directive edge_directives[] = {
 	  "10s", NULL, "a camera silent this long (connect, describe or between packets) is unreachable" },
 	{ "reconnect_max", CN_CONF_DURATION, offsetof(struct edge_conf, reconnect_max), 1000, 600000,
 	  "30s", NULL, "cap of the exponential reconnect backoff" },
+	{ "archive_quota", CN_CONF_SIZE, offsetof(struct edge_conf, archive_quota), 0, 1LL << 50, "0",
+	  NULL, "most bytes of footage to keep, oldest (by share of retention) deleted first; 0: no byte quota" },
+	{ "archive_max_percent", CN_CONF_INT, offsetof(struct edge_conf, archive_max_percent), 1, 99,
+	  "90", NULL, "keep the archive's filesystem below this use, deleting the oldest footage" },
+	{ "retention_interval", CN_CONF_DURATION, offsetof(struct edge_conf, retention_interval), 1000,
+	  3600000, "10s", NULL, "how often retention checks ages and quotas" },
 };
+
+/* Hands the retention worker a copy of what it needs: it never reads live config. */
+static gboolean retention_tick(gpointer data)
+{
+	struct edge *e = data;
+	struct edge_retention_job *job = calloc(1, sizeof(*job));
+
+	if (!job)
+		return G_SOURCE_CONTINUE;
+	for (int i = 0; i < e->cams.ncams; i++) {
+		struct edge_ingest *g = e->cams.cams[i];
+		g_mutex_lock(&g->lock);
+		snprintf(job->cams[i].id, sizeof(job->cams[i].id), "%s", g->cfg.id);
+		job->cams[i].retention_ms = (int64_t)g->cfg.retention_days * 86400000;
+		g_mutex_unlock(&g->lock);
+	}
+	job->ncams = e->cams.ncams;
+	job->quota_bytes = e->conf->archive_quota;
+	job->max_percent = (int)e->conf->archive_max_percent;
+	edge_retention_submit(&e->retention, job);
+	return G_SOURCE_CONTINUE;
+}
 
 static int edge_start(struct cn_daemon *d)
 {
@@ -63,7 +92,14 @@ static int edge_start(struct cn_daemon *d)
 	opts.segment_ms = e->conf->segment_duration;
 	opts.timeout_ms = e->conf->rtsp_timeout;
 	opts.backoff_max_ms = e->conf->reconnect_max;
+	if ((rc = edge_retention_start(&e->retention, e->archive_dir, e->index_path)) < 0)
+		return rc;
 	if ((rc = edge_cameras_start(&e->cams, &d->loop, e->cameras_file, &opts)) < 0)
+		return rc;
+	retention_tick(e);
+	e->retention_timer = cn_loop_every(&d->loop, (unsigned)e->conf->retention_interval,
+					   retention_tick, e);
+	if ((rc = cn_metrics_add_collector(edge_retention_metrics, &e->retention)) < 0)
 		return rc;
 	return cn_metrics_add_collector(edge_cameras_metrics, &e->cams);
 }
@@ -73,7 +109,12 @@ static void edge_stop(struct cn_daemon *d)
 	struct edge *e = d->app;
 
 	cn_metrics_remove_collector(edge_cameras_metrics, &e->cams);
+	cn_metrics_remove_collector(edge_retention_metrics, &e->retention);
+	if (e->retention_timer)
+		g_source_remove(e->retention_timer);
+	e->retention_timer = 0;
 	edge_cameras_stop(&e->cams);
+	edge_retention_stop(&e->retention);
 	edge_index_close(e->ix);
 	e->ix = NULL;
 }
