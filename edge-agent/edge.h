@@ -6,6 +6,7 @@
 
 #include "cn_daemon.h"
 #include "edge_cameras.h"
+#include "edge_export.h"
 #include "edge_index.h"
 #include "edge_retention.h"
 
@@ -30,6 +31,7 @@ struct edge {
 	struct edge_index *ix; /* the main loop's connection: API reads, few writes */
 	struct edge_cameras cams;
 	struct edge_retention retention;
+	struct edge_exporter exporter;
 	guint retention_timer;
 };
 

@@ -436,6 +436,41 @@ static int delete_protected(const struct cn_http_req *req, struct cn_http_resp *
 	return 0;
 }
 
+/* GET /api/v1/export?camera=&from=&to=: an MP4 of the range, made on a worker thread. */
+static int get_export(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct edge *e = arg;
+	char camera[64];
+	int64_t from, to;
+	int rc;
+
+	if (authorize(e, req, resp))
+		return 0;
+	if (cn_http_query_get(req, "camera", camera, sizeof(camera)) < 0) {
+		cn_http_problem(resp, 400, "Bad Request", "'camera' is required");
+		return 0;
+	}
+	if (cn_http_query_get(req, "from", (char[2]){ 0 }, 2) == -ENOENT ||
+	    cn_http_query_get(req, "to", (char[2]){ 0 }, 2) == -ENOENT) {
+		cn_http_problem(resp, 400, "Bad Request", "'from' and 'to' are required");
+		return 0;
+	}
+	if (time_param(req, resp, "from", 0, &from) || time_param(req, resp, "to", 0, &to))
+		return 0;
+	if (from >= to || to - from > 24LL * 3600 * 1000) {
+		cn_http_problem(resp, 400, "Bad Request", "'from' must be before 'to', at most 24 h apart");
+		return 0;
+	}
+	rc = edge_export_start(&e->exporter, req->id, camera, from, to);
+	if (rc == -EBUSY) {
+		cn_http_problem(resp, 503, "Service Unavailable", "%d exports are already running; retry shortly",
+				EDGE_EXPORT_MAX_RUNNING);
+		cn_http_resp_header(resp, "retry-after", "5");
+		return 0;
+	}
+	return rc < 0 ? rc : CN_HTTP_DEFER;
+}
+
 int edge_api_register(struct edge *e)
 {
 	struct cn_http_server *s = e->d->http;
@@ -444,6 +479,7 @@ int edge_api_register(struct edge *e)
 	if ((rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/cameras", get_cameras, e)) < 0 ||
 	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/recordings", get_recordings, e)) < 0 ||
 	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/events", get_events, e)) < 0 ||
+	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/export", get_export, e)) < 0 ||
 	    (rc = cn_http_route(s, CN_HTTP_GET, "/api/v1/protected", get_protected, e)) < 0 ||
 	    (rc = cn_http_route(s, CN_HTTP_POST, "/api/v1/protected", post_protected, e)) < 0 ||
 	    (rc = cn_http_route(s, CN_HTTP_DELETE, "/api/v1/protected/", delete_protected, e)) < 0)

@@ -84,6 +84,10 @@ static int edge_start(struct cn_daemon *d)
 		cn_log_error("edge", "cannot write the admin token: %s", cn_strerror(rc));
 		return rc;
 	}
+	char tmp[600];
+	snprintf(tmp, sizeof(tmp), "%.500s/tmp", d->base->data_dir);
+	if ((rc = edge_export_init(&e->exporter, &d->loop, d->http, e->archive_dir, e->index_path, tmp)) < 0)
+		return rc;
 	if ((rc = edge_api_register(e)) < 0)
 		return rc;
 	memset(&opts, 0, sizeof(opts));
@@ -115,6 +119,7 @@ static void edge_stop(struct cn_daemon *d)
 	e->retention_timer = 0;
 	edge_cameras_stop(&e->cams);
 	edge_retention_stop(&e->retention);
+	edge_export_shutdown(&e->exporter);
 	edge_index_close(e->ix);
 	e->ix = NULL;
 }

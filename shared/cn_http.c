@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -35,6 +36,8 @@ struct cn_http_server {
 	size_t nroutes;
 	uint64_t by_class[6]; /* 1xx..5xx; [0] unused */
 	uint64_t too_big;
+	uint64_t next_id;
+	GHashTable *deferred; /* request id -> struct lws * still waiting for an answer */
 };
 
 /* Per-connection state; lws zeroes it and frees it, we free what it points to. */
@@ -46,7 +49,13 @@ struct http_conn {
 	bool body_too_big;
 	struct cn_buf out;
 	size_t sent;
+	int out_fd;          /* body streamed from a file when >= 0 */
+	int64_t out_fd_len;
 	bool responding;
+	uint64_t id;
+	bool deferred;
+	struct cn_http_resp *pending; /* a deferred answer, sent at the next writable event */
+	struct cn_http_server *server;
 };
 
 static const char *const method_names[] = { "GET",   "HEAD",   "POST",    "PUT",
@@ -221,12 +230,13 @@ static int start_response(struct lws *wsi, struct http_conn *c, struct cn_http_s
 	uint8_t hdrs[LWS_PRE + 4096];
 	uint8_t *start = hdrs + LWS_PRE, *p = start, *end = hdrs + sizeof(hdrs) - 1;
 	size_t body_len = c->method == CN_HTTP_HEAD ? 0 : resp->body.len;
+	uint64_t content_len = resp->body_fd >= 0 ? (uint64_t)resp->body_len : resp->body.len;
 
 	if (resp->status >= 100 && resp->status < 600)
 		s->by_class[resp->status / 100]++;
 	if (lws_add_http_common_headers(wsi, (unsigned)resp->status,
 					resp->content_type[0] ? resp->content_type : NULL,
-					resp->body.len, &p, end))
+					content_len, &p, end))
 		return -1;
 	for (int i = 0; i < resp->nhdr; i++) {
 		char name[40];
@@ -246,6 +256,11 @@ static int start_response(struct lws *wsi, struct http_conn *c, struct cn_http_s
 	c->out.len = body_len;
 	cn_buf_init(&resp->body, 0);
 	c->sent = 0;
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	c->out_fd = resp->body_fd;
+	c->out_fd_len = c->method == CN_HTTP_HEAD ? 0 : resp->body_len;
+	resp->body_fd = -1;
 	c->responding = true;
 	lws_callback_on_writable(wsi);
 	return 0;
@@ -260,10 +275,11 @@ static int dispatch(struct lws *wsi, struct http_conn *c, struct cn_http_server 
 	bool known;
 	int qlen, rc;
 
-	memset(&resp, 0, sizeof(resp));
-	cn_buf_init(&resp.body, RESP_MAX);
+	cn_http_resp_init(&resp);
 	memset(&req, 0, sizeof(req));
 	req.method = c->method;
+	req.server = s;
+	req.id = c->id = ++s->next_id;
 	req.path = cn_str_from(c->path);
 	/* lws keeps each argument url-decoded in its own fragment; joining them with '&'
 	 * would confuse a value holding an encoded '&', so they are joined with NUL. */
@@ -296,6 +312,16 @@ static int dispatch(struct lws *wsi, struct http_conn *c, struct cn_http_server 
 	} else {
 		resp.status = 200;
 		rc = r->fn(&req, &resp, r->arg);
+		if (rc == CN_HTTP_DEFER) {
+			/* The answer comes from cn_http_respond; lws must not time us out. */
+			c->deferred = true;
+			g_hash_table_insert(s->deferred, &c->id, wsi);
+			lws_set_timeout(wsi, NO_PENDING_TIMEOUT, 0);
+			cn_buf_free(&resp.body);
+			if (resp.body_fd >= 0)
+				close(resp.body_fd);
+			return 0;
+		}
 		if (rc < 0) {
 			cn_log_error("http", "%s %s failed: %s", cn_http_method_name(c->method),
 				     c->path, cn_strerror(rc));
@@ -317,7 +343,61 @@ static void conn_free(struct http_conn *c)
 		return;
 	cn_buf_free(&c->body);
 	cn_buf_free(&c->out);
+	if (c->out_fd >= 0)
+		close(c->out_fd);
+	c->out_fd = -1;
+	if (c->deferred && c->server)
+		g_hash_table_remove(c->server->deferred, &c->id);
+	c->deferred = false;
+	if (c->pending) {
+		cn_buf_free(&c->pending->body);
+		if (c->pending->body_fd >= 0)
+			close(c->pending->body_fd);
+		free(c->pending);
+		c->pending = NULL;
+	}
 	c->responding = false;
+}
+
+void cn_http_resp_init(struct cn_http_resp *resp)
+{
+	memset(resp, 0, sizeof(*resp));
+	resp->status = 200;
+	resp->body_fd = -1;
+	cn_buf_init(&resp->body, RESP_MAX);
+}
+
+int cn_http_respond(struct cn_http_server *s, uint64_t id, struct cn_http_resp *resp)
+{
+	struct lws *wsi = g_hash_table_lookup(s->deferred, &id);
+	int rc;
+
+	if (!wsi) {
+		if (resp->body_fd >= 0)
+			close(resp->body_fd);
+		resp->body_fd = -1;
+		cn_buf_free(&resp->body);
+		return -ENOENT;
+	}
+	struct http_conn *c = lws_wsi_user(wsi);
+	g_hash_table_remove(s->deferred, &id);
+	c->deferred = false;
+	/* lws wants writes from its writable callback; park the answer until then. */
+	c->pending = malloc(sizeof(*c->pending));
+	if (!c->pending) {
+		rc = -ENOMEM;
+		cn_buf_free(&resp->body);
+		if (resp->body_fd >= 0)
+			close(resp->body_fd);
+		resp->body_fd = -1;
+		lws_set_timeout(wsi, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+		return rc;
+	}
+	*c->pending = *resp;
+	cn_buf_init(&resp->body, 0);
+	resp->body_fd = -1;
+	lws_callback_on_writable(wsi);
+	return 0;
 }
 
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -333,11 +413,12 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		if (!s || !c)
 			return -1;
 		memset(c, 0, sizeof(*c));
+		c->out_fd = -1;
+		c->server = s;
 		c->method = method_of(wsi);
 		if (len >= sizeof(c->path)) {
 			struct cn_http_resp resp;
-			memset(&resp, 0, sizeof(resp));
-			cn_buf_init(&resp.body, RESP_MAX);
+			cn_http_resp_init(&resp);
 			cn_http_problem(&resp, 414, "URI Too Long", "path exceeds %zu bytes",
 					sizeof(c->path) - 1);
 			int rc = start_response(wsi, c, s, &resp);
@@ -372,14 +453,31 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_WRITEABLE: {
 		uint8_t buf[LWS_PRE + WRITE_CHUNK];
 		size_t n;
+		if (c && c->pending) {
+			struct cn_http_resp *r = c->pending;
+			c->pending = NULL;
+			int rc = start_response(wsi, c, s, r);
+			cn_buf_free(&r->body);
+			if (r->body_fd >= 0)
+				close(r->body_fd);
+			free(r);
+			return rc;
+		}
 		if (!c || !c->responding)
 			return 0;
-		n = c->out.len - c->sent;
+		size_t total = c->out_fd >= 0 ? (size_t)c->out_fd_len : c->out.len;
+		n = total - c->sent;
 		if (n > WRITE_CHUNK)
 			n = WRITE_CHUNK;
-		bool final = c->sent + n == c->out.len;
-		if (n)
+		bool final = c->sent + n == total;
+		if (n && c->out_fd >= 0) {
+			/* A page-cache read of one chunk per writable event: brief, bounded. */
+			ssize_t got = pread(c->out_fd, buf + LWS_PRE, n, (off_t)c->sent);
+			if (got != (ssize_t)n)
+				return -1;
+		} else if (n) {
 			memcpy(buf + LWS_PRE, c->out.data + c->sent, n);
+		}
 		if (lws_write(wsi, buf + LWS_PRE, n, final ? LWS_WRITE_HTTP_FINAL : LWS_WRITE_HTTP) !=
 		    (int)n)
 			return -1;
@@ -416,6 +514,7 @@ int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int p
 		return -ENOMEM;
 	cn_strlcpy(s->name, name, sizeof(s->name));
 	s->max_body = max_body;
+	s->deferred = g_hash_table_new(g_int64_hash, g_int64_equal);
 	s->protocols[0] = (struct lws_protocols){
 		.name = "http",
 		.callback = http_callback,
@@ -432,6 +531,7 @@ int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int p
 	s->vhost = lws_create_vhost(l->lws, &info);
 	if (!s->vhost) {
 		cn_log_error("http", "cannot listen on %s:%d for %s", iface, port, name);
+		g_hash_table_destroy(s->deferred);
 		free(s);
 		return -EADDRINUSE;
 	}
@@ -479,5 +579,6 @@ void cn_http_close(struct cn_http_server *s)
 {
 	/* The vhost and its connections went with the lws context (cn_loop_destroy),
 	 * which may still have read our protocols table until then. */
+	g_hash_table_destroy(s->deferred);
 	free(s);
 }

@@ -23,6 +23,9 @@ enum cn_http_method {
 	CN_HTTP_OTHER,
 };
 
+/* A handler's return meaning "the response comes later, through cn_http_respond". */
+#define CN_HTTP_DEFER 1
+
 struct cn_http_req {
 	enum cn_http_method method;
 	struct cn_str path;  /* decoded path, no query */
@@ -30,12 +33,18 @@ struct cn_http_req {
 	struct cn_str body;
 	char peer[64];
 	void *conn; /* the lws connection, for cn_http_req_header */
+	struct cn_http_server *server;
+	uint64_t id; /* names this request in cn_http_respond */
 };
 
 struct cn_http_resp {
 	int status;
 	char content_type[64];
 	struct cn_buf body;
+	/* When >= 0, the body is body_len bytes read from this fd (which the server closes)
+	 * instead of body: for large files, streamed as the client takes them. */
+	int body_fd;
+	int64_t body_len;
 	int nhdr;
 	struct {
 		char name[32];
@@ -43,7 +52,8 @@ struct cn_http_resp {
 	} hdr[CN_HTTP_MAX_HEADERS];
 };
 
-/* Fills resp and returns 0; a negative return becomes a 500 problem response. */
+/* Fills resp and returns 0; a negative return becomes a 500 problem response;
+ * CN_HTTP_DEFER leaves the request waiting for cn_http_respond (no blocking on the loop). */
 typedef int (*cn_http_handler)(const struct cn_http_req *req, struct cn_http_resp *resp,
 			       void *arg);
 
@@ -59,6 +69,12 @@ int cn_http_route(struct cn_http_server *s, enum cn_http_method m, const char *p
 		  cn_http_handler fn, void *arg);
 /* Frees the server; call after cn_loop_destroy, which closes its listener. */
 void cn_http_close(struct cn_http_server *s);
+
+/* Prepares resp for a deferred answer (as the server does for handlers). */
+void cn_http_resp_init(struct cn_http_resp *resp);
+/* On the loop: answers deferred request id. If the client has gone, the response is
+ * dropped (and a body_fd closed); returns -ENOENT then. resp's buffers are taken. */
+int cn_http_respond(struct cn_http_server *s, uint64_t id, struct cn_http_resp *resp);
 
 /* Copies request header name ("authorization") into out; -ENOENT when absent,
  * -ENOSPC when longer than cap - 1. */

@@ -1,0 +1,305 @@
+/* edge_export.c: remuxes segments (no transcoding) into a faststart MP4 from the keyframe at or before "from". */
+#include "edge_export.h"
+
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <libavformat/avformat.h>
+#include <libavutil/mathematics.h>
+
+#include "cn_err.h"
+#include "cn_log.h"
+#include "cn_time.h"
+#include "edge_index.h"
+
+#define MAX_SEGMENTS 20000
+
+struct export_job {
+	struct edge_exporter *x;
+	GThread *thread;
+	uint64_t req_id;
+	char camera[64];
+	int64_t from_ms, to_ms;
+	/* results */
+	int status; /* HTTP status */
+	char err[300];
+	int fd;
+	int64_t len;
+	double duration_s;
+};
+
+struct seg_list {
+	int n;
+	struct edge_segment_row *rows;
+};
+
+static int collect(const struct edge_segment_row *row, void *arg)
+{
+	struct seg_list *l = arg;
+
+	if (l->n == MAX_SEGMENTS)
+		return 1;
+	l->rows[l->n++] = *row;
+	return 0;
+}
+
+/* Copies the packets of one segment that fall before to_ms. Returns 1 when the range is
+ * done, 0 to go on with the next segment, negative on error. */
+static int copy_segment(struct export_job *j, const struct edge_segment_row *seg, bool first,
+			AVFormatContext *oc, int64_t *base_ms, int64_t *last_dts, AVCodecParameters **par0)
+{
+	char path[1100];
+	AVFormatContext *ic = NULL;
+	AVPacket *pkt = av_packet_alloc();
+	int rc, done = 0;
+	bool started = !first;
+
+	snprintf(path, sizeof(path), "%s/%s", j->x->archive_dir, seg->path);
+	if (!pkt)
+		return -ENOMEM;
+	if ((rc = avformat_open_input(&ic, path, NULL, NULL)) < 0 ||
+	    (rc = avformat_find_stream_info(ic, NULL)) < 0) {
+		cn_log_warn("export", "cannot read '%s': %s", seg->path, av_err2str(rc));
+		av_packet_free(&pkt);
+		avformat_close_input(&ic);
+		return 0; /* a damaged segment leaves a gap, not a failed export */
+	}
+	AVStream *in = ic->streams[0];
+	if (!*par0) {
+		AVStream *os = avformat_new_stream(oc, NULL);
+		*par0 = avcodec_parameters_alloc();
+		if (!os || !*par0 || avcodec_parameters_copy(os->codecpar, in->codecpar) < 0 ||
+		    avcodec_parameters_copy(*par0, in->codecpar) < 0) {
+			rc = -ENOMEM;
+			goto out_close;
+		}
+		os->codecpar->codec_tag = 0;
+		os->time_base = (AVRational){ 1, 90000 };
+		AVDictionary *o = NULL;
+		av_dict_set(&o, "movflags", "+faststart", 0);
+		rc = avformat_write_header(oc, &o);
+		av_dict_free(&o);
+		if (rc < 0)
+			goto out_close;
+	} else if ((*par0)->width != in->codecpar->width || (*par0)->height != in->codecpar->height ||
+		   (*par0)->codec_id != in->codecpar->codec_id) {
+		/* One MP4 holds one format: the export ends where the camera changed it. */
+		done = 1;
+		goto out_close;
+	}
+	if (first && j->from_ms > seg->start_ms) {
+		int64_t ts = av_rescale_q(j->from_ms - seg->start_ms, (AVRational){ 1, 1000 }, in->time_base);
+		av_seek_frame(ic, 0, ts, AVSEEK_FLAG_BACKWARD);
+	}
+	AVStream *os = oc->streams[0];
+	while ((rc = av_read_frame(ic, pkt)) >= 0) {
+		int64_t dts = pkt->dts != AV_NOPTS_VALUE ? pkt->dts : pkt->pts;
+		int64_t wall = seg->start_ms + av_rescale_q(dts, in->time_base, (AVRational){ 1, 1000 });
+		if (wall >= j->to_ms) {
+			done = 1;
+			av_packet_unref(pkt);
+			break;
+		}
+		if (!started) {
+			/* Start on the keyframe at or before "from" (the seek put us there). */
+			if (!(pkt->flags & AV_PKT_FLAG_KEY)) {
+				av_packet_unref(pkt);
+				continue;
+			}
+			started = true;
+		}
+		if (*base_ms == INT64_MIN)
+			*base_ms = wall;
+		int64_t seg_off = av_rescale_q(seg->start_ms - *base_ms, (AVRational){ 1, 1000 }, os->time_base);
+		int64_t cts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts - dts : 0;
+		pkt->dts = seg_off + av_rescale_q(dts, in->time_base, os->time_base);
+		/* Segment anchors are refined by a few ms; never let that reorder frames. */
+		if (*last_dts != INT64_MIN && pkt->dts <= *last_dts)
+			pkt->dts = *last_dts + 1;
+		pkt->pts = pkt->dts + av_rescale_q(cts, in->time_base, os->time_base);
+		*last_dts = pkt->dts;
+		pkt->stream_index = 0;
+		pkt->pos = -1;
+		if ((rc = av_interleaved_write_frame(oc, pkt)) < 0)
+			goto out_close;
+	}
+	rc = 0;
+out_close:
+	av_packet_free(&pkt);
+	avformat_close_input(&ic);
+	return rc < 0 ? rc : done;
+}
+
+static void run_export(struct export_job *j)
+{
+	struct edge_index *ix = NULL;
+	struct seg_list l = { 0, calloc(MAX_SEGMENTS, sizeof(struct edge_segment_row)) };
+	AVFormatContext *oc = NULL;
+	AVCodecParameters *par0 = NULL;
+	char path[600];
+	int64_t base_ms = INT64_MIN, last_dts = INT64_MIN;
+	int rc, fd;
+
+	j->status = 500;
+	j->fd = -1;
+	if (!l.rows || edge_index_open(j->x->index_path, &ix) < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot read the archive index");
+		goto out_free;
+	}
+	/* The keyframe before "from" may lie in the segment before: ask a GOP's margin. */
+	if ((rc = edge_index_segments(ix, j->camera, j->from_ms, j->to_ms, collect, &l)) < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot read the archive index");
+		goto out_free;
+	}
+	if (l.n == 0) {
+		j->status = 404;
+		snprintf(j->err, sizeof(j->err), "no footage of camera '%s' in the range", j->camera);
+		goto out_free;
+	}
+	snprintf(path, sizeof(path), "%s/export-XXXXXX", j->x->tmp_dir);
+	fd = mkstemp(path);
+	if (fd < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot create a temporary file: %s", strerror(errno));
+		goto out_free;
+	}
+	close(fd);
+	if (avformat_alloc_output_context2(&oc, NULL, "mp4", path) < 0 ||
+	    avio_open(&oc->pb, path, AVIO_FLAG_WRITE) < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot start the export file");
+		goto out_unlink;
+	}
+	for (int i = 0; i < l.n; i++) {
+		rc = copy_segment(j, &l.rows[i], i == 0 || base_ms == INT64_MIN, oc, &base_ms, &last_dts, &par0);
+		if (rc < 0) {
+			snprintf(j->err, sizeof(j->err), "remux failed: %s", av_err2str(rc));
+			goto out_unlink;
+		}
+		if (rc == 1)
+			break;
+	}
+	if (base_ms == INT64_MIN || av_write_trailer(oc) < 0) {
+		j->status = base_ms == INT64_MIN ? 404 : 500;
+		snprintf(j->err, sizeof(j->err), base_ms == INT64_MIN ? "no playable footage in the range"
+								       : "cannot finish the export file");
+		goto out_unlink;
+	}
+	avio_closep(&oc->pb);
+	j->fd = open(path, O_RDONLY | O_CLOEXEC);
+	struct stat st;
+	if (j->fd < 0 || fstat(j->fd, &st) < 0) {
+		snprintf(j->err, sizeof(j->err), "cannot reopen the export file");
+		goto out_unlink;
+	}
+	j->len = st.st_size;
+	j->duration_s = (double)av_rescale_q(last_dts, oc->streams[0]->time_base, (AVRational){ 1, 1000 }) / 1000.0;
+	j->status = 200;
+out_unlink:
+	/* The open fd keeps the data until the response is sent; the name goes now. */
+	unlink(path);
+	if (oc) {
+		avio_closep(&oc->pb);
+		avformat_free_context(oc);
+	}
+out_free:
+	avcodec_parameters_free(&par0);
+	edge_index_close(ix);
+	free(l.rows);
+}
+
+static gpointer export_thread(gpointer data)
+{
+	struct export_job *j = data;
+
+	run_export(j);
+	if (cn_queue_push(j->x->done, j) < 0)
+		cn_log_error("export", "result queue full; export of '%s' lost", j->camera);
+	return NULL;
+}
+
+/* On the loop: hand the result to the waiting HTTP request. */
+static void export_done(void *item, void *arg)
+{
+	struct export_job *j = item;
+	struct edge_exporter *x = arg;
+	struct cn_http_resp resp;
+
+	g_thread_join(j->thread);
+	x->running--;
+	cn_http_resp_init(&resp);
+	if (j->status == 200) {
+		char disp[160], ts[40];
+		cn_time_format_rfc3339(j->from_ms, ts, sizeof(ts));
+		snprintf(disp, sizeof(disp), "attachment; filename=\"%s-%s.mp4\"", j->camera, ts);
+		cn_strlcpy(resp.content_type, "video/mp4", sizeof(resp.content_type));
+		cn_http_resp_header(&resp, "content-disposition", disp);
+		resp.body_fd = j->fd;
+		resp.body_len = j->len;
+		x->exports++;
+		cn_log_info("export", "camera '%s': %.1f s, %lld bytes", j->camera, j->duration_s,
+			    (long long)j->len);
+	} else {
+		cn_http_problem(&resp, j->status, j->status == 404 ? "Not Found" : "Internal Server Error",
+				"%s", j->err);
+		x->failures += j->status != 404;
+	}
+	cn_http_respond(x->http, j->req_id, &resp);
+	free(j);
+}
+
+int edge_export_init(struct edge_exporter *x, struct cn_loop *l, struct cn_http_server *http,
+		     const char *archive_dir, const char *index_path, const char *tmp_dir)
+{
+	memset(x, 0, sizeof(*x));
+	x->http = http;
+	cn_strlcpy(x->archive_dir, archive_dir, sizeof(x->archive_dir));
+	cn_strlcpy(x->index_path, index_path, sizeof(x->index_path));
+	cn_strlcpy(x->tmp_dir, tmp_dir, sizeof(x->tmp_dir));
+	if (g_mkdir_with_parents(tmp_dir, 0700) < 0)
+		return -errno;
+	return cn_queue_new("exports", EDGE_EXPORT_MAX_RUNNING * 2, l->ctx, export_done, x, NULL, &x->done);
+}
+
+int edge_export_start(struct edge_exporter *x, uint64_t req_id, const char *camera, int64_t from_ms,
+		      int64_t to_ms)
+{
+	struct export_job *j;
+
+	if (x->running >= EDGE_EXPORT_MAX_RUNNING)
+		return -EBUSY;
+	j = calloc(1, sizeof(*j));
+	if (!j)
+		return -ENOMEM;
+	j->x = x;
+	j->req_id = req_id;
+	cn_strlcpy(j->camera, camera, sizeof(j->camera));
+	j->from_ms = from_ms;
+	j->to_ms = to_ms;
+	x->running++;
+	j->thread = g_thread_new("export", export_thread, j);
+	return 0;
+}
+
+void edge_export_shutdown(struct edge_exporter *x)
+{
+	void *item;
+
+	if (!x->done)
+		return;
+	/* Finished jobs still queued for the loop: join and drop them. */
+	while (x->running > 0) {
+		if (cn_queue_pop(x->done, 100, &item) == 0) {
+			struct export_job *j = item;
+			g_thread_join(j->thread);
+			if (j->fd >= 0)
+				close(j->fd);
+			free(j);
+			x->running--;
+		}
+	}
+	cn_queue_free(x->done);
+	x->done = NULL;
+}
