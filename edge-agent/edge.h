@@ -37,6 +37,8 @@ struct edge {
 
 /* Registers /api/v1/... on the daemon's HTTP server. */
 int edge_api_register(struct edge *e);
+/* Registers POST /push/<camera>, the camera alarm-server endpoint. */
+int edge_push_register(struct edge *e);
 /* Writes data_dir/admin.token: an EdDSA token of the node key with scope edge:admin. */
 int edge_api_write_admin_token(struct edge *e);
 

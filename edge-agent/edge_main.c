@@ -88,7 +88,7 @@ static int edge_start(struct cn_daemon *d)
 	snprintf(tmp, sizeof(tmp), "%.500s/tmp", d->base->data_dir);
 	if ((rc = edge_export_init(&e->exporter, &d->loop, d->http, e->archive_dir, e->index_path, tmp)) < 0)
 		return rc;
-	if ((rc = edge_api_register(e)) < 0)
+	if ((rc = edge_api_register(e)) < 0 || (rc = edge_push_register(e)) < 0)
 		return rc;
 	memset(&opts, 0, sizeof(opts));
 	snprintf(opts.archive_dir, sizeof(opts.archive_dir), "%s", e->archive_dir);
