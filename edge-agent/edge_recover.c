@@ -24,6 +24,14 @@ struct walk_result {
 	int64_t key_off[4096];
 };
 
+/* A hostile file's decode times could overflow a plain * 1000: split the division. */
+static int64_t ticks_to_ms(uint64_t ticks, uint32_t timescale)
+{
+	uint64_t ms = ticks / timescale * 1000 + ticks % timescale * 1000 / timescale;
+
+	return ms > (uint64_t)INT64_MAX / 2 ? INT64_MAX / 2 : (int64_t)ms;
+}
+
 /* Walks path; fills r. Reads only box headers and moov/moof bodies. */
 static int walk_file(const char *path, struct walk_result *r)
 {
@@ -59,7 +67,7 @@ static int walk_file(const char *path, struct walk_result *r)
 		if (rc == CN_MP4_WALK_FRAGMENT && w.last.has_video && w.last.keyframe &&
 		    r->nkeys < (int)(sizeof(r->key_ms) / sizeof(r->key_ms[0])) && w.video >= 0) {
 			uint32_t ts = w.init.tracks[w.video].timescale;
-			r->key_ms[r->nkeys] = (int64_t)((w.last.video_time - w.video_start) * 1000 / ts);
+			r->key_ms[r->nkeys] = ticks_to_ms(w.last.video_time - w.video_start, ts);
 			r->key_off[r->nkeys] = (int64_t)w.last.moof_offset;
 			r->nkeys++;
 		}
@@ -70,8 +78,7 @@ static int walk_file(const char *path, struct walk_result *r)
 			    (unsigned long long)w.next, cn_strerror(rc), (unsigned long long)w.valid_end);
 	r->valid_end = w.valid_end;
 	if (w.have_video_time && w.video >= 0)
-		r->media_ms = (int64_t)((w.video_end - w.video_start) * 1000 /
-					w.init.tracks[w.video].timescale);
+		r->media_ms = ticks_to_ms(w.video_end - w.video_start, w.init.tracks[w.video].timescale);
 	rc = 0;
 out_close:
 	close(fd);

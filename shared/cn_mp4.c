@@ -376,7 +376,7 @@ static int parse_mvex(struct cn_reader *r, struct trex *trex, int *ntrex)
 			    cn_reader_u32be(&body, &sdi) < 0 ||
 			    cn_reader_u32be(&body, &x->duration) < 0 ||
 			    cn_reader_u32be(&body, &x->size) < 0 ||
-			    cn_reader_u32be(&body, &x->flags) < 0)
+			    cn_reader_u32be(&body, &x->flags) < 0 || cn_reader_left(&body) != 0)
 				return CN_E_MALFORMED;
 		} else if (structural(b.type)) {
 			return CN_E_MALFORMED;
@@ -533,6 +533,9 @@ static int parse_trun(struct cn_reader *r, const struct traf_defaults *d, bool f
 			}
 		}
 	}
+	/* Left-over bytes mean the flags and the table disagree: the fields would be misread. */
+	if (cn_reader_left(r) != 0)
+		return CN_E_MALFORMED;
 	f->sample_count += count;
 	if (add_u64(&f->data_size, bytes) < 0)
 		return CN_E_MALFORMED;
@@ -592,7 +595,7 @@ static int parse_tfhd(struct cn_reader *r, const struct cn_mp4_init *init, struc
 		return CN_E_MALFORMED;
 	if ((flags & TFHD_DEFAULT_FLAGS) && cn_reader_u32be(r, &d->flags) < 0)
 		return CN_E_MALFORMED;
-	return 0;
+	return cn_reader_left(r) == 0 ? 0 : CN_E_MALFORMED;
 }
 
 static int parse_traf(struct cn_reader *r, const struct cn_mp4_init *init, bool first_traf,
@@ -616,7 +619,8 @@ static int parse_traf(struct cn_reader *r, const struct cn_mp4_init *init, bool 
 			return CN_E_MALFORMED;
 		if (b.type == BOX_TFDT) {
 			if (have_tfdt || full_box(&body, 1, &v, &flags) < 0 ||
-			    rd_vfield(&body, v, &f->base_decode_time) < 0)
+			    rd_vfield(&body, v, &f->base_decode_time) < 0 ||
+			    cn_reader_left(&body) != 0)
 				return CN_E_MALFORMED;
 			have_tfdt = true;
 		} else if (b.type == BOX_TRUN) {
@@ -660,7 +664,7 @@ int cn_mp4_parse_moof(const uint8_t *p, size_t len, const struct cn_mp4_init *in
 			return CN_E_MALFORMED;
 		if (b.type == BOX_MFHD) {
 			if (have_mfhd || full_box(&body, 0, &v, &flags) < 0 ||
-			    cn_reader_u32be(&body, &sequence) < 0)
+			    cn_reader_u32be(&body, &sequence) < 0 || cn_reader_left(&body) != 0)
 				return CN_E_MALFORMED;
 			have_mfhd = true;
 		} else if (b.type == BOX_TRAF) {

@@ -23,7 +23,7 @@
 struct cn_mp4_box {
 	uint32_t type;       /* fourcc, big-endian packed, e.g. CN_MP4_FOURCC('m','o','o','f') */
 	uint64_t size;       /* whole box including the header; 0 = extends to end of file */
-	uint32_t header_len; /* 8, or 16 with a 64-bit largesize ('uuid' usertype stays in the body) */
+	uint32_t header_len; /* 8, or 16 with a 64-bit largesize ('uuid' usertype is body) */
 };
 
 /* Parses the box header at p. CN_E_MALFORMED on an impossible size (2..7, or a 64-bit size
@@ -34,7 +34,7 @@ struct cn_mp4_track {
 	uint32_t track_id; /* tkhd, non-zero, unique in the moov */
 	uint32_t timescale; /* mdhd, non-zero */
 	char handler[5]; /* hdlr handler_type: "vide", "soun", ... (4 printable ASCII + NUL) */
-	char codec[5];   /* first stsd sample entry: "avc1", "hvc1", "hev1", "ulaw", "alaw", "mp4a" */
+	char codec[5];   /* first stsd sample entry: "avc1", "hvc1", "hev1", "ulaw", "alaw" */
 	uint16_t width, height; /* tkhd, integer part of the 16.16 values; 0 for audio */
 	/* trex defaults (0 when the moov has no trex for the track) */
 	uint32_t default_sample_duration, default_sample_size, default_sample_flags;
@@ -72,7 +72,9 @@ struct cn_mp4_frag {
 
 /* p points at a whole 'moof' box; fills one entry per traf, in order. Uses init for
  * the trex defaults and to know the track ids. -ENOSPC when the moof has more than max
- * trafs (it is still checked whole first); -EINVAL without init. On failure *nfrags = 0. */
+ * trafs (it is still checked whole first); -EINVAL without init. On failure *nfrags = 0.
+ * mfhd, tfhd, tfdt and trun must be exactly as long as their version and flags say, so a
+ * flag bit flipped in storage is refused rather than shifting every field after it. */
 int cn_mp4_parse_moof(const uint8_t *p, size_t len, const struct cn_mp4_init *init,
 		      struct cn_mp4_frag *frags, int max, int *nfrags);
 
@@ -106,9 +108,12 @@ int cn_mp4_parse_moof(const uint8_t *p, size_t len, const struct cn_mp4_init *in
  *		if (rc == CN_MP4_WALK_FRAGMENT && w.last.has_video)
  *			seek_index_add(w.last.moof_offset, w.last.video_time, w.last.keyframe);
  *	}
- *	if (w.valid_end < file_size)
+ *	if (!w.have_init)
+ *		...                                   // no moov: nothing playable, drop the file
+ *	else if (w.valid_end < file_size)
  *		ftruncate(fd, w.valid_end);
- *	// media time: [w.video_start, w.video_end) in w.init.tracks[w.video].timescale
+ *	// decode time covered: [w.video_start, w.video_end) in
+ *	// w.init.tracks[w.video].timescale, when w.have_video_time
  *
  * The walk also refuses what FFmpeg never writes: a moof before the moov or a second
  * moov, an mdat not right after a moof, box size 0, a moof without trafs or with two
