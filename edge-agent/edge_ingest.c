@@ -15,6 +15,7 @@
 #include "cn_json.h"
 #include "cn_log.h"
 #include "cn_time.h"
+#include "edge_analyze.h"
 
 #define BACKOFF_MIN_MS 1000
 #define RATE_WINDOW_MS 2000
@@ -60,24 +61,22 @@ static void userinfo_escape(const char *in, char *out, size_t cap)
 	out[o] = '\0';
 }
 
-static void build_url(const struct edge_camera_cfg *c, char *out, size_t cap)
+void edge_ingest_url(const struct edge_camera_cfg *c, const char *url, char *out, size_t cap)
 {
-	const char *rest = strstr(c->main_url, "://") + 3;
+	const char *rest = strstr(url, "://") + 3;
 	char user[200], pass[400];
 
 	if (!c->username[0]) {
-		cn_strlcpy(out, c->main_url, cap);
+		cn_strlcpy(out, url, cap);
 		return;
 	}
 	userinfo_escape(c->username, user, sizeof(user));
 	userinfo_escape(c->password, pass, sizeof(pass));
-	snprintf(out, cap, "%.*s://%s:%s@%s", (int)(strstr(c->main_url, "://") - c->main_url),
-		 c->main_url, user, pass, rest);
+	snprintf(out, cap, "%.*s://%s:%s@%s", (int)(strstr(url, "://") - url), url, user, pass, rest);
 }
 
-/* Writes a camera state or recording event to the outbox (schemas/camera-event.schema.json). */
-static void emit_event(struct edge_ingest *g, struct edge_index *ix, const char *type,
-		       const char *state, const char *reason)
+void edge_ingest_emit(struct edge_ingest *g, struct edge_index *ix, const char *type,
+		      const char *state, const char *reason)
 {
 	uint8_t rnd[12];
 	char id[24], ts[40];
@@ -92,7 +91,7 @@ static void emit_event(struct edge_ingest *g, struct edge_index *ix, const char 
 	    !cJSON_AddStringToObject(o, "camera", g->cfg.id) ||
 	    !cJSON_AddStringToObject(o, "type", type) || !cJSON_AddStringToObject(o, "time", ts) ||
 	    !cJSON_AddStringToObject(o, "state", state) ||
-	    (reason && !cJSON_AddStringToObject(o, "reason", reason)) ||
+	    (reason && !cJSON_AddStringToObject(o, strcmp(type, "motion") == 0 ? "region" : "reason", reason)) ||
 	    !(json = cJSON_PrintUnformatted(o))) {
 		cn_log_error("ingest", "camera '%s': cannot build %s event", g->cfg.id, type);
 	} else if (edge_index_event_add(ix, id, g->cfg.id, type, now, json, NULL) < 0) {
@@ -133,7 +132,7 @@ static void set_state(struct edge_ingest *g, struct edge_index *ix, enum edge_ca
 	else if (s != EDGE_CAM_STOPPED)
 		cn_log_warn("ingest", "camera '%s' %s: %s", g->cfg.id, edge_cam_state_name(s), reason);
 	if (ix && s != EDGE_CAM_STOPPED)
-		emit_event(g, ix, s == EDGE_CAM_ONLINE ? "camera.online" : "camera.offline",
+		edge_ingest_emit(g, ix, s == EDGE_CAM_ONLINE ? "camera.online" : "camera.offline",
 			   edge_cam_state_name(s), reason);
 }
 
@@ -172,6 +171,82 @@ static void set_recording(struct edge_ingest *g, const struct edge_segw *w)
 	g_mutex_unlock(&g->lock);
 }
 
+/* Pre-record: the last pre_record_s seconds of packets while not recording, starting on a
+ * keyframe and bounded in bytes, flushed into the segment when motion starts recording. */
+#define PREREC_MAX_PACKETS 4096
+#define PREREC_MAX_BYTES (16 * 1024 * 1024)
+
+struct prerec {
+	AVPacket *pkts[PREREC_MAX_PACKETS];
+	int64_t recv_ms[PREREC_MAX_PACKETS];
+	int head, count;
+	int64_t bytes;
+};
+
+static AVPacket *pr_at(struct prerec *r, int i)
+{
+	return r->pkts[(r->head + i) % PREREC_MAX_PACKETS];
+}
+
+static void pr_drop_head(struct prerec *r)
+{
+	AVPacket *p = r->pkts[r->head];
+
+	r->bytes -= p->size;
+	av_packet_free(&r->pkts[r->head]);
+	r->head = (r->head + 1) % PREREC_MAX_PACKETS;
+	r->count--;
+}
+
+static void pr_clear(struct prerec *r)
+{
+	while (r->count)
+		pr_drop_head(r);
+}
+
+/* Drops whole GOPs from the front while the next GOP still covers the window (or the
+ * bytes or slots are over their bounds), so the buffer always starts on a keyframe. */
+static void pr_trim(struct prerec *r, int64_t window_ms, AVRational tb)
+{
+	for (;;) {
+		int next_key = -1;
+		for (int i = 1; i < r->count; i++) {
+			if (pr_at(r, i)->flags & AV_PKT_FLAG_KEY) {
+				next_key = i;
+				break;
+			}
+		}
+		if (next_key < 0)
+			break;
+		int64_t newest = pr_at(r, r->count - 1)->dts;
+		int64_t span_ms = av_rescale_q(newest - pr_at(r, next_key)->dts, tb, (AVRational){ 1, 1000 });
+		bool over = r->bytes > PREREC_MAX_BYTES || r->count > PREREC_MAX_PACKETS - 64;
+		if (span_ms < window_ms && !over)
+			break;
+		while (next_key-- > 0)
+			pr_drop_head(r);
+	}
+}
+
+static void pr_push(struct prerec *r, const AVPacket *pkt, int64_t recv_ms, int64_t window_ms,
+		    AVRational tb)
+{
+	AVPacket *copy;
+
+	if (window_ms <= 0 || (r->count == 0 && !(pkt->flags & AV_PKT_FLAG_KEY)))
+		return;
+	if (r->count == PREREC_MAX_PACKETS)
+		pr_clear(r); /* a GOP longer than the ring: start again at the next keyframe */
+	if (!(copy = av_packet_clone(pkt)))
+		return;
+	int slot = (r->head + r->count) % PREREC_MAX_PACKETS;
+	r->pkts[slot] = copy;
+	r->recv_ms[slot] = recv_ms;
+	r->count++;
+	r->bytes += pkt->size;
+	pr_trim(r, window_ms, tb);
+}
+
 /* Reads from an open input until it fails or we are asked to stop. */
 static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edge_segw *w,
 			AVFormatContext *ic, int vi)
@@ -182,9 +257,13 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 	int64_t pause_until = 0, next_dts = AV_NOPTS_VALUE, last_dur = 0;
 	char errbuf[128];
 	bool disk_full = false;
+	struct prerec *pre = calloc(1, sizeof(*pre));
 
-	if (!pkt)
+	if (!pkt || !pre) {
+		av_packet_free(&pkt);
+		free(pre);
 		return;
+	}
 	while (!atomic_load(&g->stop)) {
 		arm_deadline(g);
 		int rc = av_read_frame(ic, pkt);
@@ -221,8 +300,12 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		g->st.bytes_in += (uint64_t)pkt->size;
 		if (pkt->flags & AV_PKT_FLAG_CORRUPT)
 			g->st.corrupt_packets++;
-		bool record = g->cfg.recording == EDGE_REC_CONTINUOUS &&
-			      edge_camcfg_scheduled(&g->cfg, now, local_offset_min(now));
+		bool scheduled = edge_camcfg_scheduled(&g->cfg, now, local_offset_min(now));
+		bool motion_mode = g->cfg.recording == EDGE_REC_MOTION && scheduled;
+		bool record = (g->cfg.recording == EDGE_REC_CONTINUOUS && scheduled) ||
+			      (motion_mode && (atomic_load(&g->motion_active) ||
+					       now_mono < atomic_load(&g->motion_until_mono)));
+		int64_t pre_ms = (int64_t)g->cfg.pre_record_s * 1000;
 		if (now_mono - win_start >= RATE_WINDOW_MS) {
 			g->st.fps = (double)win_pkts * 1000.0 / (double)(now_mono - win_start);
 			g->st.kbps = (double)win_bytes * 8.0 / (double)(now_mono - win_start);
@@ -231,6 +314,18 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		}
 		g_mutex_unlock(&g->lock);
 
+		if (record && now_mono >= pause_until && pre->count) {
+			/* Motion began: what the camera saw just before goes first. */
+			for (int i = 0; i < pre->count; i++) {
+				int slot = (pre->head + i) % PREREC_MAX_PACKETS;
+				edge_segw_write(w, st->codecpar, st->time_base, pre->pkts[slot], pre->recv_ms[slot]);
+			}
+			pr_clear(pre);
+		}
+		if (!record && motion_mode)
+			pr_push(pre, pkt, now, pre_ms, st->time_base);
+		else if (pre->count)
+			pr_clear(pre);
 		if (record && now_mono >= pause_until) {
 			rc = edge_segw_write(w, st->codecpar, st->time_base, pkt, now);
 			if (rc == -ENOSPC) {
@@ -240,7 +335,7 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 					disk_full = true;
 					cn_log_error("ingest", "camera '%s': archive disk full, recording paused",
 						     g->cfg.id);
-					emit_event(g, ix, "recording.disk_full", "paused",
+					edge_ingest_emit(g, ix, "recording.disk_full", "paused",
 						   "no space left on the archive filesystem");
 				}
 			} else if (rc < 0) {
@@ -250,7 +345,7 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 			} else if (disk_full && w->oc) {
 				disk_full = false;
 				cn_log_info("ingest", "camera '%s': recording resumed", g->cfg.id);
-				emit_event(g, ix, "recording.resumed", "recording", NULL);
+				edge_ingest_emit(g, ix, "recording.resumed", "recording", NULL);
 			}
 		} else if (!record && w->oc) {
 			edge_segw_close(w, EDGE_CUT_STOP);
@@ -261,6 +356,8 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		set_recording(g, w);
 		av_packet_unref(pkt);
 	}
+	pr_clear(pre);
+	free(pre);
 	av_packet_free(&pkt);
 }
 
@@ -285,7 +382,7 @@ static gpointer ingest_thread(gpointer data)
 
 		set_state(g, ix, EDGE_CAM_CONNECTING, "connecting");
 		g_mutex_lock(&g->lock);
-		build_url(&g->cfg, url, sizeof(url));
+		edge_ingest_url(&g->cfg, g->cfg.main_url, url, sizeof(url));
 		if (g->cfg.transport != EDGE_TRANSPORT_AUTO)
 			av_dict_set(&o, "rtsp_transport", edge_transport_name(g->cfg.transport), 0);
 		g_mutex_unlock(&g->lock);
@@ -377,6 +474,8 @@ int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_inges
 	g->st.since_ms = cn_time_wall_ms();
 	snprintf(name, sizeof(name), "cam-%.11s", cfg->id);
 	g->thread = g_thread_new(name, ingest_thread, g);
+	snprintf(name, sizeof(name), "mot-%.11s", cfg->id);
+	g->analyze_thread = g_thread_new(name, edge_analyze_thread, g);
 	*out = g;
 	return 0;
 }
@@ -411,6 +510,7 @@ void edge_ingest_free(struct edge_ingest *g)
 		return;
 	edge_ingest_request_stop(g);
 	g_thread_join(g->thread);
+	g_thread_join(g->analyze_thread);
 	g_mutex_clear(&g->lock);
 	memset(&g->cfg, 0, sizeof(g->cfg)); /* credentials */
 	free(g);

@@ -54,7 +54,18 @@ struct edge_ingest {
 	atomic_bool exited;
 	atomic_llong op_deadline_mono; /* interrupt callback gives up past this */
 	GThread *thread;
+	/* motion analysis (edge_analyze.c), its own thread and RTSP session */
+	GThread *analyze_thread;
+	atomic_llong analyze_deadline_mono;
+	atomic_bool motion_active;
+	atomic_llong motion_until_mono; /* post-record: keep recording until then */
 };
+
+/* The camera URL with credentials, for libavformat (holds the password: wipe after use). */
+void edge_ingest_url(const struct edge_camera_cfg *c, const char *url, char *out, size_t cap);
+/* Writes an event of this camera to the outbox (schemas/edge-event.schema.json). */
+void edge_ingest_emit(struct edge_ingest *g, struct edge_index *ix, const char *type,
+		      const char *state, const char *detail);
 
 int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_ingest_opts *opts,
 		      struct edge_ingest **out);

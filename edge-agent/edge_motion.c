@@ -13,28 +13,35 @@
 enum {
 	BG_FRAC = 4,
 	QMAX = 1020,       /* largest 2x2 sum */
+	BG_MAX = QMAX << BG_FRAC,
 	LEARN_FRAMES = 4,  /* frames that only build the background */
 	K_BG = 3,          /* unchanged pixels follow the frame at 1/8 per frame */
-	K_FG = 7,          /* changed pixels at 1/128: objects barely stain the background */
+	K_FG = 9,          /* changed pixels at 1/512: objects passing barely stain it */
 	NOISE_RATE = 16,   /* the noise estimate follows each frame's measure at 1/16 */
 	NB = 16,           /* brightness buckets for the lighting fit, 16 luma each */
 	NB_SHIFT = 6,      /* background q >> NB_SHIFT = bucket */
 	JBINS = 256,       /* per bucket, frame - background in 1-luma bins over +-128 luma */
 	RBINS = 256,       /* |residual| histogram, q, for the noise measure */
+	SAT_LO = 4 * 4,    /* clipped pixels have no noise: outside 4..251 luma they */
+	SAT_HI = 251 * 4,  /* would make the noise measure look lower than it is */
 	REJECT_Q = 12,     /* a bucket 3 luma off the lighting line is not lighting */
+	RELIGHT_Q = 8,     /* lighting steps from 2 luma are applied to the background */
 	HOT_MIN_PX = 2,    /* one changed pixel never makes a cell hot ... */
 	HOT_FRAC_DIV = 20, /* ... nor does less than 5% of the cell */
 	MIN_CELL_PX = 4,   /* each cell must cover this many frame pixels across and down */
 };
 
 #define NOISE_K 3.0f         /* threshold margin above the noise, in sigmas */
-#define MAD_TO_SIGMA 1.4826f /* median absolute deviation to sigma, for Gaussian noise */
+/* The lower quartile of |residual| is 0.3186 sigma for Gaussian noise; unlike the median
+ * it stays a noise measure while objects cover up to 3/4 of the view. */
+#define Q1ABS_TO_SIGMA 3.139f
 #define SENS_BASE_LUMA 1.5   /* threshold part at sensitivity 100 ... */
 #define SENS_DOUBLING 20.0   /* ... doubling every this many points down */
 
 struct cell {
 	uint32_t changed; /* pixels off the background this frame */
 	uint32_t moved;   /* pixels off the previous frame */
+	bool hot;         /* on the last detection frame */
 	bool still;       /* hot but not moving since still_since */
 	int64_t still_since;
 };
@@ -58,6 +65,7 @@ struct edge_motion {
 	uint32_t bn[NB];
 	uint64_t bsum[NB];
 	int16_t light[QMAX + 1]; /* expected frame - background (q) by background level */
+	bool relight;            /* the lighting step is big enough to apply to bg */
 	uint32_t rh[RBINS];
 	/* event state */
 	bool active;
@@ -202,11 +210,11 @@ out_free_m:
 	return -ENOMEM;
 }
 
-static void forget_still(struct edge_motion *m)
+static void forget_cells(struct edge_motion *m)
 {
 	for (int r = 0; r < EDGE_MOTION_GRID_MAX_ROWS; r++)
 		for (int c = 0; c < EDGE_MOTION_GRID_MAX_COLS; c++)
-			m->cells[r][c].still = false;
+			m->cells[r][c].hot = m->cells[r][c].still = false;
 }
 
 void edge_motion_reset(struct edge_motion *m)
@@ -215,7 +223,7 @@ void edge_motion_reset(struct edge_motion *m)
 		return;
 	m->learn = 0;
 	m->consec = 0;
-	forget_still(m);
+	forget_cells(m);
 }
 
 void edge_motion_free(struct edge_motion *m)
@@ -270,78 +278,119 @@ static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdif
 	}
 }
 
-/* Interpolated median of a histogram whose bin i covers [lo + i*width, lo + (i+1)*width). */
-static float hist_median(const uint32_t *h, int bins, int64_t n, float lo, float width)
+/* Interpolated value of the rank-th smallest sample of a histogram whose bin i covers
+ * [lo + i*width, lo + (i+1)*width). */
+static float hist_rank(const uint32_t *h, int bins, int64_t rank, float lo, float width)
 {
-	int64_t half = (n + 1) / 2, acc = 0;
+	int64_t acc = 0;
 
 	for (int i = 0; i < bins; i++) {
-		if (h[i] && acc + h[i] >= half)
-			return lo + width * ((float)i + (float)(half - acc) / (float)h[i]);
+		if (h[i] && acc + h[i] >= rank)
+			return lo + width * ((float)i + (float)(rank - acc) / (float)h[i]);
 		acc += h[i];
 	}
 	return lo + width * (float)bins;
 }
 
-/* Global lighting model: frame - background = a + s * (background - mid), fitted by
- * population-weighted least squares through the buckets' medians, dropping buckets far
- * off the line (an object covering most of one brightness level). Medians keep moving
- * objects out of it as long as they cover less than half of each bucket. */
+/* Population of the used bands whose median lies within REJECT_Q of the line
+ * d = a + s * (b - mid); marks them in inl when given. */
+static float line_support(const float *c, const float *med, const float *w, const bool *use,
+			 float a, float s, float mid, bool *inl)
+{
+	float sup = 0.0f;
+
+	for (int i = 0; i < NB; i++) {
+		bool in = use[i] && fabsf(med[i] - a - s * (c[i] - mid)) <= REJECT_Q;
+
+		if (in)
+			sup += w[i];
+		if (inl)
+			inl[i] = in;
+	}
+	return sup;
+}
+
+/* Global lighting model: frame - background = a + s * (background - mid). Each
+ * brightness band's median difference is one point; the line is the one through one or
+ * two of those points (or no change at all, which wins ties) that the largest
+ * population agrees with, then refined by weighted least squares over the bands that
+ * agree. Bands mostly covered by an object disagree and are left out, so a large object
+ * over one brightness level does not relight the whole view; medians keep objects out of
+ * the other bands as long as they cover less than half of each. */
 static void fit_light(struct edge_motion *m)
 {
 	float c[NB], med[NB], w[NB];
-	bool use[NB];
-	float a = 0.0f, s = 0.0f, mid = 0.0f;
+	bool use[NB], inl[NB];
+	float a = 0.0f, s = 0.0f, mid = 0.0f, best;
+	float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0;
 	int64_t minpop = m->analysed_px / 32;
-	int nuse = 0;
 
 	for (int i = 0; i < NB; i++) {
 		use[i] = m->bn[i] > 0 && (int64_t)m->bn[i] >= minpop;
+		c[i] = med[i] = w[i] = 0.0f;
 		if (!use[i])
 			continue;
-		nuse++;
 		w[i] = (float)m->bn[i];
 		c[i] = (float)m->bsum[i] / w[i];
 		/* bin j holds differences [4j - 512, 4j - 508) q; integer values sit mid-bin */
-		med[i] = hist_median(m->jh[i], JBINS, m->bn[i], -512.0f - 0.5f, 4.0f);
+		med[i] = hist_rank(m->jh[i], JBINS, (m->bn[i] + 1) / 2, -512.0f - 0.5f, 4.0f);
+		/* A band the camera clips says nothing about gain; the table below clips. */
+		if (c[i] + med[i] >= SAT_HI || c[i] + med[i] <= SAT_LO)
+			use[i] = false;
 	}
-	for (int iter = 0; nuse > 0 && iter < NB; iter++) {
-		float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0, worst = 0;
-		int wi = -1;
+	best = line_support(c, med, w, use, 0.0f, 0.0f, 0.0f, NULL);
+	for (int i = 0; i < NB; i++) {
+		for (int j = i; j < NB && use[i]; j++) {
+			float cs = 0.0f, sup;
 
-		for (int i = 0; i < NB; i++)
-			if (use[i]) {
-				sw += w[i];
-				swc += w[i] * c[i];
-				swm += w[i] * med[i];
+			if (!use[j])
+				continue;
+			if (j > i) {
+				/* Bands are in brightness order; a slope needs 8 luma of spread,
+				 * and gains beyond 0.25..4 in one step are not lighting. */
+				if (c[j] - c[i] < 32.0f)
+					continue;
+				cs = (med[j] - med[i]) / (c[j] - c[i]);
+				if (cs < -0.75f || cs > 3.0f)
+					continue;
 			}
+			sup = line_support(c, med, w, use, med[i], cs, c[i], NULL);
+			if (sup > best) {
+				best = sup;
+				a = med[i];
+				s = cs;
+				mid = c[i];
+			}
+		}
+	}
+	line_support(c, med, w, use, a, s, mid, inl);
+	for (int i = 0; i < NB; i++)
+		if (inl[i]) {
+			sw += w[i];
+			swc += w[i] * c[i];
+			swm += w[i] * med[i];
+		}
+	if (sw > 0.0f) {
 		mid = swc / sw;
 		a = swm / sw;
 		for (int i = 0; i < NB; i++)
-			if (use[i]) {
+			if (inl[i]) {
 				sxx += w[i] * (c[i] - mid) * (c[i] - mid);
 				sxy += w[i] * (c[i] - mid) * (med[i] - a);
 			}
-		/* A slope needs brightness spread (weighted sd of 4 luma); gains beyond
-		 * 0.25..4 in one step are not lighting. */
+		/* weighted sd of the band levels of at least 4 luma, or no slope */
 		s = sxx >= sw * 256.0f ? sxy / sxx : 0.0f;
 		s = s < -0.75f ? -0.75f : s > 3.0f ? 3.0f : s;
-		if (nuse < 3)
-			break;
-		for (int i = 0; i < NB; i++)
-			if (use[i] && fabsf(med[i] - a - s * (c[i] - mid)) > worst) {
-				worst = fabsf(med[i] - a - s * (c[i] - mid));
-				wi = i;
-			}
-		if (worst <= REJECT_Q)
-			break;
-		use[wi] = false;
-		nuse--;
 	}
+	m->relight = false;
+	for (int i = 0; i < NB; i++)
+		if (inl[i] && fabsf(a + s * (c[i] - mid)) >= RELIGHT_Q)
+			m->relight = true;
 	for (int b = 0; b <= QMAX; b++) {
 		float v = a + s * ((float)b - mid);
 
-		v = v < -QMAX ? -QMAX : v > QMAX ? QMAX : v;
+		/* The camera cannot go past black or white: nor does the expected frame. */
+		v = v < (float)-b ? (float)-b : v > (float)(QMAX - b) ? (float)(QMAX - b) : v;
 		m->light[b] = (int16_t)lrintf(v);
 	}
 }
@@ -350,9 +399,15 @@ static void fit_light(struct edge_motion *m)
  * exceeds thresh and pixels that differ from the previous frame by more than move
  * (all q), counts both per cell, histograms |residual| for the noise measure, and moves
  * the background towards the frame: by 1/2^k_fg where changed, 1/2^k_bg elsewhere (k 0
- * copies the frame). */
+ * copies the frame). A lighting step of RELIGHT_Q or more (anywhere in the used
+ * brightness range) is first applied to every pixel, hidden or not, so the whole
+ * background stays lit like the frame; smaller ones are left to the fit, as applying
+ * them every frame would let any small bias of the fit build up under objects. All or
+ * none: a background lit in part would no longer relate to the frame by one line. */
 static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_bg, int k_fg)
 {
+	bool relight = m->relight;
+
 	memset(m->rh, 0, sizeof(m->rh));
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
 		uint32_t bits = m->cfg.mask[r];
@@ -373,14 +428,22 @@ static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_b
 					continue;
 				for (int x = m->cx[c]; x < m->cx[c + 1]; x++) {
 					int s = cur[x], b = bg[x], bq = bg_q(bg[x]);
-					int res = abs(s - bq - m->light[bq]);
+					int l = m->light[bq];
+					int res = abs(s - bq - l);
 					int changed = res > thresh;
 					int k = changed ? k_fg : k_bg;
-					int delta = (s << BG_FRAC) - b;
+					int delta;
+
+					if (relight) {
+						b += l * (1 << BG_FRAC);
+						b = b < 0 ? 0 : b > BG_MAX ? BG_MAX : b;
+					}
+					delta = (s << BG_FRAC) - b;
 
 					nch += (uint32_t)changed;
 					nmv += (uint32_t)(abs(s - prev[x]) > move);
-					m->rh[res < RBINS ? res : RBINS - 1]++;
+					if (s > SAT_LO && s < SAT_HI)
+						m->rh[res < RBINS ? res : RBINS - 1]++;
 					/* Rounded step; stays between b and the target, so in range. */
 					bg[x] = (uint16_t)(b + ((delta + ((1 << k) >> 1)) >> k));
 				}
@@ -389,6 +452,20 @@ static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_b
 			}
 		}
 	}
+}
+
+/* This frame's noise sigma (q) from the lower quartile of |residual| over unclipped
+ * pixels; false when too few are left to say (a view mostly black or blown out). */
+static bool frame_noise(const struct edge_motion *m, float *sigma_q)
+{
+	int64_t n = 0;
+
+	for (int i = 0; i < RBINS; i++)
+		n += m->rh[i];
+	if (n < 64 && n < m->analysed_px / 4)
+		return false;
+	*sigma_q = Q1ABS_TO_SIGMA * hist_rank(m->rh, RBINS, (n + 3) / 4, -0.5f, 1.0f);
+	return true;
 }
 
 /* Sets the background of cell (r, c), or of every analysed cell when r < 0, to the frame. */
@@ -423,16 +500,18 @@ static uint32_t hot_need(int px)
 	return (uint32_t)(px / HOT_FRAC_DIV < HOT_MIN_PX ? HOT_MIN_PX : px / HOT_FRAC_DIV);
 }
 
-/* Hot cells: their area (analysis pixels), number and bounding box. A hot cell where
- * nothing moves for EDGE_MOTION_ABSORB_MS is a lasting change (parked car, lamp): its
- * background becomes the frame. */
-static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int *ncells,
+/* Hot cells: their area (analysis pixels), the part of it not hot on the previous
+ * frame, their number and bounding box. A hot cell where nothing moves for
+ * EDGE_MOTION_ABSORB_MS is a lasting change (parked car, lamp): its background becomes
+ * the frame. */
+static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int64_t *new_area, int *ncells,
 			 struct edge_motion_result *box)
 {
 	int64_t area = 0;
 	int r0 = INT_MAX, r1 = -1, c0 = INT_MAX, c1 = -1;
 
 	*ncells = 0;
+	*new_area = 0;
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
 		for (int c = 0; c < m->cfg.grid_cols; c++) {
 			struct cell *cl = &m->cells[r][c];
@@ -441,9 +520,12 @@ static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int *ncells,
 			if (!(m->cfg.mask[r] >> c & 1))
 				continue;
 			if (cl->changed < hot_need(px)) {
-				cl->still = false;
+				cl->hot = cl->still = false;
 				continue;
 			}
+			if (!cl->hot)
+				*new_area += px;
+			cl->hot = true;
 			if (cl->moved >= hot_need(px)) {
 				cl->still = false;
 			} else if (!cl->still) {
@@ -496,30 +578,29 @@ int edge_motion_feed(struct edge_motion *m, const uint8_t *luma, int stride, int
 		diff_and_update(m, INT_MAX, INT_MAX, m->learn, 0);
 		/* Measured against a young, noisier background: a safe overestimate that
 		 * the running average then lowers. */
-		sigma_q = MAD_TO_SIGMA * hist_median(m->rh, RBINS, m->analysed_px, -0.5f, 1.0f);
-		if (m->learn == 1)
-			m->noise_q = sigma_q;
-		else if (m->learn > 1)
-			m->noise_q = (m->noise_q + sigma_q) / 2.0f;
+		if (m->learn > 0 && frame_noise(m, &sigma_q))
+			m->noise_q = m->learn == 1 ? sigma_q : (m->noise_q + sigma_q) / 2.0f;
 		m->learn++;
 		res->learning = true;
 	} else {
-		int64_t area;
+		int64_t area, new_area;
 
 		/* Frame-to-frame differences carry the noise of two frames: sqrt(2) more. */
 		diff_and_update(m, (int)thresh_q, (int)(thresh_q * 1.5f), K_BG, K_FG);
-		sigma_q = MAD_TO_SIGMA * hist_median(m->rh, RBINS, m->analysed_px, -0.5f, 1.0f);
-		area = hot_cells(m, ts_ms, &res->hot_cells, &box);
+		area = hot_cells(m, ts_ms, &new_area, &res->hot_cells, &box);
 		res->area_permille = (int)((area * 1000 + m->analysed_px / 2) / m->analysed_px);
-		if (area * 1000 > (int64_t)EDGE_MOTION_SCENE_CHANGE_PERMILLE * m->analysed_px) {
-			/* Not motion but a new scene: take this frame as the background and
-			 * re-estimate the noise, which this frame's residual says nothing about. */
+		if (area * 1000 > (int64_t)EDGE_MOTION_SCENE_CHANGE_PERMILLE * m->analysed_px &&
+		    new_area * 2 >= area) {
+			/* Not motion but a new scene: most of the view changed, most of it
+			 * just now (a big object moving in grows over several frames). Take
+			 * this frame as the background and re-estimate the noise. */
 			learn_cells(m, -1, 0);
-			forget_still(m);
+			forget_cells(m);
 			m->learn = 1;
 			res->scene_change = true;
 		} else {
-			m->noise_q += (sigma_q - m->noise_q) / NOISE_RATE;
+			if (frame_noise(m, &sigma_q))
+				m->noise_q += (sigma_q - m->noise_q) / NOISE_RATE;
 			motion = area * 1000 >= (int64_t)m->cfg.min_area_permille * m->analysed_px;
 		}
 	}
