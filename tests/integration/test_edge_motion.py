@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime, timezone
 
-from fixtures.edge import camera_entry
+from fixtures.edge import camera_entry, validate_events
 
 
 def parse_iso(s: str) -> float:
@@ -53,3 +53,4 @@ def test_moving_scene_triggers_motion_and_static_scene_does_not(edge_factory, ca
     # ...and nothing of the static one.
     assert edge.recordings("still", **{"from": iso(t0 - 60)})["ranges"] == []
     assert edge.camera("still")["status"]["recording"] is False
+    validate_events(edge.events())

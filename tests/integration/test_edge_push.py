@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.edge import camera_entry
+from fixtures.edge import camera_entry, validate_events
 
 CORPUS = Path(__file__).resolve().parents[1] / "fuzz" / "corpus" / "camevent"
 
@@ -65,6 +65,7 @@ def test_each_kind_of_push_becomes_an_event(edge_with_camera):
     assert snap.read_bytes()[:3] == b"\xff\xd8\xff"  # the JPEG from the multipart push
     m = edge.d.get("/metrics").text
     assert f'canopy_camera_pushes_total{{result="accepted"}} {len(expected)}' in m
+    validate_events(edge.events())
 
 
 def test_pushes_are_refused_precisely(edge_with_camera):

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from fixtures.daemons import BIN_DIR
-from fixtures.edge import camera_entry
+from fixtures.edge import camera_entry, validate_events
 from fixtures.framecode import read_framecode
 
 
@@ -133,6 +133,7 @@ def test_camera_offline_then_online(edge_factory, camera_factory):
     gap_end = parse_iso(rec["ranges"][1]["start"])
     assert gap_start <= t_stop + 1 and gap_end >= t_back - 1, (rec, t_stop, t_back)
     assert any(parse_iso(g["start"]) == gap_start for g in rec["gaps"])
+    validate_events(edge.events())
     m = edge.d.get("/metrics").text
     assert int(re.search(r'^canopy_camera_reconnects_total{camera="yard"} (\d+)$', m, re.M).group(1)) >= 1
     cam2.stop()
@@ -183,6 +184,17 @@ def test_cameras_document_changes_apply_live(edge_factory, camera_factory):
     assert edge.api("/api/v1/cameras").json()["config_error"] is None
     time.sleep(1)
     assert edge.recordings("a")["ranges"], "footage of a removed camera disappeared"
+
+
+def test_schema_example_document_is_accepted(edge_factory):
+    example = json.loads((Path(__file__).resolve().parents[2] / "schemas" /
+                          "edge-cameras.schema.json").read_text())["examples"][0]
+    edge = edge_factory(example["cameras"])
+    cams = edge.cameras()
+    assert set(cams) == {"front-door", "yard"}
+    assert cams["yard"]["recording"] == "motion"
+    assert "secret" not in json.dumps(cams)
+    assert edge.api("/api/v1/cameras").json()["config_error"] is None
 
 
 def test_api_requires_a_valid_admin_token(edge_factory, tmp_path):
