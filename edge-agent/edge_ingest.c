@@ -301,10 +301,15 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		if (pkt->flags & AV_PKT_FLAG_CORRUPT)
 			g->st.corrupt_packets++;
 		bool scheduled = edge_camcfg_scheduled(&g->cfg, now, local_offset_min(now));
-		bool motion_mode = g->cfg.recording == EDGE_REC_MOTION && scheduled;
+		/* motion and events modes record around triggers, with pre- and post-record. */
+		bool motion_mode = (g->cfg.recording == EDGE_REC_MOTION ||
+				    g->cfg.recording == EDGE_REC_EVENTS) && scheduled;
+		bool triggered = g->cfg.recording == EDGE_REC_MOTION
+					 ? atomic_load(&g->motion_active) ||
+						   now_mono < atomic_load(&g->motion_until_mono)
+					 : now_mono < atomic_load(&g->event_until_mono);
 		bool record = (g->cfg.recording == EDGE_REC_CONTINUOUS && scheduled) ||
-			      (motion_mode && (atomic_load(&g->motion_active) ||
-					       now_mono < atomic_load(&g->motion_until_mono)));
+			      (motion_mode && triggered);
 		int64_t pre_ms = (int64_t)g->cfg.pre_record_s * 1000;
 		if (now_mono - win_start >= RATE_WINDOW_MS) {
 			g->st.fps = (double)win_pkts * 1000.0 / (double)(now_mono - win_start);

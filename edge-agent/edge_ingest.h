@@ -59,6 +59,7 @@ struct edge_ingest {
 	atomic_llong analyze_deadline_mono;
 	atomic_bool motion_active;
 	atomic_llong motion_until_mono; /* post-record: keep recording until then */
+	atomic_llong event_until_mono;  /* events mode: a camera push keeps it recording until then */
 };
 
 /* The camera URL with credentials, for libavformat (holds the password: wipe after use). */

@@ -24,7 +24,8 @@ enum {
 	RBINS = 256,       /* |residual| histogram, q, for the noise measure */
 	SAT_LO = 4 * 4,    /* clipped pixels have no noise: outside 4..251 luma they */
 	SAT_HI = 251 * 4,  /* would make the noise measure look lower than it is */
-	REJECT_Q = 12,     /* a bucket 3 luma off the lighting line is not lighting */
+	REJECT_Q = 12,     /* a band 3 luma off the lighting line is not lighting */
+	MODE_WIN = 16,     /* a band's level: median within 16 luma of its histogram peak */
 	RELIGHT_Q = 8,     /* lighting steps from 2 luma are applied to the background */
 	HOT_MIN_PX = 2,    /* one changed pixel never makes a cell hot ... */
 	HOT_FRAC_DIV = 20, /* ... nor does less than 5% of the cell */
@@ -292,6 +293,26 @@ static float hist_rank(const uint32_t *h, int bins, int64_t rank, float lo, floa
 	return lo + width * (float)bins;
 }
 
+/* A band's typical frame - background (q): the median of the samples within MODE_WIN
+ * of the histogram's peak. The peak is the band's background as long as no object in
+ * it is both larger and more uniform; the window keeps other objects out of the median
+ * while still holding the spread a gain change gives a 16-luma band. */
+static float band_level(const uint32_t *h)
+{
+	int peak = 0, lo, hi;
+	int64_t n = 0;
+
+	for (int j = 1; j < JBINS; j++)
+		if (h[j] > h[peak])
+			peak = j;
+	lo = peak - MODE_WIN < 0 ? 0 : peak - MODE_WIN;
+	hi = peak + MODE_WIN >= JBINS ? JBINS - 1 : peak + MODE_WIN;
+	for (int j = lo; j <= hi; j++)
+		n += h[j];
+	/* bin j holds differences [4j - 512, 4j - 508) q; integer values sit mid-bin */
+	return hist_rank(h + lo, hi - lo + 1, (n + 1) / 2, -512.0f - 0.5f + 4.0f * (float)lo, 4.0f);
+}
+
 /* Population of the used bands whose median lies within REJECT_Q of the line
  * d = a + s * (b - mid); marks them in inl when given. */
 static float line_support(const float *c, const float *med, const float *w, const bool *use,
@@ -311,18 +332,17 @@ static float line_support(const float *c, const float *med, const float *w, cons
 }
 
 /* Global lighting model: frame - background = a + s * (background - mid). Each
- * brightness band's median difference is one point; the line is the one through one or
- * two of those points (or no change at all, which wins ties) that the largest
- * population agrees with, then refined by weighted least squares over the bands that
- * agree. Bands mostly covered by an object disagree and are left out, so a large object
- * over one brightness level does not relight the whole view; medians keep objects out of
- * the other bands as long as they cover less than half of each. */
+ * brightness band's level (band_level) is one point; the line is the one through one or
+ * two of those points that the largest population agrees with, if that is more than
+ * half of it, else no change; then refined by weighted least squares over the bands
+ * that agree. Bands taken over by an object disagree and are left out, so a large object
+ * over one brightness level does not relight the whole view. */
 static void fit_light(struct edge_motion *m)
 {
 	float c[NB], med[NB], w[NB];
 	bool use[NB], inl[NB];
 	float a = 0.0f, s = 0.0f, mid = 0.0f, best;
-	float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0;
+	float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0, total = 0;
 	int64_t minpop = m->analysed_px / 32;
 
 	for (int i = 0; i < NB; i++) {
@@ -332,13 +352,20 @@ static void fit_light(struct edge_motion *m)
 			continue;
 		w[i] = (float)m->bn[i];
 		c[i] = (float)m->bsum[i] / w[i];
-		/* bin j holds differences [4j - 512, 4j - 508) q; integer values sit mid-bin */
-		med[i] = hist_rank(m->jh[i], JBINS, (m->bn[i] + 1) / 2, -512.0f - 0.5f, 4.0f);
-		/* A band the camera clips says nothing about gain; the table below clips. */
-		if (c[i] + med[i] >= SAT_HI || c[i] + med[i] <= SAT_LO)
+		med[i] = band_level(m->jh[i]);
+		/* A band the camera clips says nothing about gain (the table below clips),
+		 * nor does one off the histogram. */
+		if (c[i] + med[i] >= SAT_HI || c[i] + med[i] <= SAT_LO || med[i] <= -500.0f ||
+		    med[i] >= 500.0f)
 			use[i] = false;
+		else
+			total += w[i];
 	}
+	/* No change unless a line has the majority: an object covering half the view must
+	 * not pass for lighting. */
 	best = line_support(c, med, w, use, 0.0f, 0.0f, 0.0f, NULL);
+	if (best * 2.0f <= total)
+		best = total / 2.0f;
 	for (int i = 0; i < NB; i++) {
 		for (int j = i; j < NB && use[i]; j++) {
 			float cs = 0.0f, sup;

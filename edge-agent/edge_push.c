@@ -153,6 +153,10 @@ static int post_push(const struct cn_http_req *req, struct cn_http_resp *resp, v
 	if ((rc = edge_index_event_add(e->ix, id, camid, ev->type_name, ev->utc_ms, text, &seq)) < 0)
 		goto out_free;
 	push_counts[PUSH_OK]++;
+	/* Events recording mode: an active push records post_record_s from now (the
+	 * pre-record ring supplies what came before). */
+	if (ev->active)
+		atomic_store(&g->event_until_mono, cn_time_mono_ms() + (int64_t)(cfg.post_record_s > 0 ? cfg.post_record_s : 1) * 1000);
 	cn_log_info("push", "camera '%s': %s %s%s%s", camid, ev->type_name, ev->active ? "active" : "inactive",
 		    ev->plate[0] ? " plate " : "", ev->plate);
 	cJSON *ack = cJSON_CreateObject();

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import random
 import re
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -18,6 +20,10 @@ def load(name: str) -> tuple[str, bytes]:
     raw = (CORPUS / name).read_bytes()
     ctype, _, body = raw.partition(b"\n")  # the fuzz seed format: content type, newline, body
     return ctype.decode(errors="replace"), body
+
+
+def parse_iso(s: str) -> float:
+    return datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc).timestamp()
 
 
 def push(edge, cam: str, ctype: str, body: bytes):
@@ -106,3 +112,22 @@ def test_a_thousand_malformed_pushes(edge_with_camera):
     assert bad == 1000
     # The camera kept recording throughout.
     assert edge.camera("gate")["status"]["state"] == "online"
+
+
+def test_events_mode_records_around_a_push(edge_factory, camera_factory):
+    cam = camera_factory(width=320, height=180, fps=15, gop=15)
+    edge = edge_factory([camera_entry(cam, "dock", recording="events", pre_record_s=3,
+                                      post_record_s=3)], segment_duration="10s")
+    edge.wait_state("dock", "online")
+    time.sleep(5)
+    assert edge.recordings("dock")["ranges"] == []  # nothing until an event
+    ctype, body = load("valid-json-line-crossing.json")
+    t_push = time.time()
+    assert push(edge, "dock", ctype, body).status == 200
+    time.sleep(6)
+    rng = edge.recordings("dock")["ranges"]
+    assert len(rng) == 1, rng
+    start, end = parse_iso(rng[0]["start"]), parse_iso(rng[0]["end"])
+    assert start <= t_push - 1.5, (start, t_push)      # pre-record
+    assert t_push + 1.5 <= end <= t_push + 5.5, (end, t_push)  # post-record, then it stops
+    assert edge.camera("dock")["status"]["recording"] is False
