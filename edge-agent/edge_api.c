@@ -195,17 +195,22 @@ struct ranges_out {
 	int64_t prev_end, total;
 };
 
+static void add_gap(cJSON *gaps, int64_t start, int64_t end)
+{
+	cJSON *g = cJSON_CreateObject();
+
+	cJSON_AddItemToObject(g, "start", time_string(start));
+	cJSON_AddItemToObject(g, "end", time_string(end));
+	cJSON_AddItemToArray(gaps, g);
+}
+
 static int add_range(int64_t start, int64_t end, void *arg)
 {
 	struct ranges_out *r = arg;
 	cJSON *o = cJSON_CreateObject();
 
-	if (start - r->prev_end >= GAP_TOLERANCE_MS) {
-		cJSON *g = cJSON_CreateObject();
-		cJSON_AddItemToObject(g, "start", time_string(r->prev_end));
-		cJSON_AddItemToObject(g, "end", time_string(start));
-		cJSON_AddItemToArray(r->gaps, g);
-	}
+	if (start - r->prev_end >= GAP_TOLERANCE_MS)
+		add_gap(r->gaps, r->prev_end, start);
 	cJSON_AddItemToObject(o, "start", time_string(start));
 	cJSON_AddItemToObject(o, "end", time_string(end));
 	cJSON_AddNumberToObject(o, "duration_s", (double)(end - start) / 1000.0);
@@ -256,12 +261,8 @@ static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *re
 	if (g)
 		edge_ingest_status(g, &st);
 	cJSON_AddBoolToObject(root, "recording", st.recording);
-	if (to - r.prev_end >= GAP_TOLERANCE_MS && !(st.recording && to >= now - 1000)) {
-		cJSON *gap = cJSON_CreateObject();
-		cJSON_AddItemToObject(gap, "start", time_string(r.prev_end));
-		cJSON_AddItemToObject(gap, "end", time_string(to));
-		cJSON_AddItemToArray(r.gaps, gap);
-	}
+	if (to - r.prev_end >= GAP_TOLERANCE_MS && !(st.recording && to >= now - 1000))
+		add_gap(r.gaps, r.prev_end, to);
 	cJSON_AddNumberToObject(root, "recorded_s", (double)r.total / 1000.0);
 	return reply_json(resp, root);
 }

@@ -22,20 +22,6 @@ const char *edge_transport_name(enum edge_transport t)
 	return (unsigned)t < 3 ? transports[t] : "?";
 }
 
-static int cfg_fail(char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static int cfg_fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && cap) {
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return CN_E_MALFORMED;
-}
-
 static bool only_members(const cJSON *o, const char *const *allowed, const char **bad)
 {
 	for (const cJSON *c = o->child; c; c = c->next) {
@@ -94,12 +80,12 @@ static int get_string(const cJSON *o, const char *key, bool required, char *dst,
 		return 0;
 	}
 	if (rc == -ENOENT)
-		return cfg_fail(err, errcap, "camera '%s': '%s' is required", cam, key);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': '%s' is required", cam, key);
 	if (rc == -ENOSPC)
-		return cfg_fail(err, errcap, "camera '%s': '%s' is longer than %zu bytes", cam, key,
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': '%s' is longer than %zu bytes", cam, key,
 				cap - 1);
 	if (rc < 0)
-		return cfg_fail(err, errcap, "camera '%s': '%s' must be a string", cam, key);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': '%s' must be a string", cam, key);
 	return 0;
 }
 
@@ -114,7 +100,7 @@ static int get_int(const cJSON *o, const char *key, int64_t min, int64_t max, in
 		return 0;
 	}
 	if (rc < 0)
-		return cfg_fail(err, errcap, "camera '%s': '%s' must be an integer %lld..%lld", cam,
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': '%s' must be an integer %lld..%lld", cam,
 				key, (long long)min, (long long)max);
 	*out = (int)v;
 	return 0;
@@ -143,7 +129,7 @@ static int get_enum(const cJSON *o, const char *key, const char *const *names, i
 		if (w > 0 && (size_t)w < sizeof(list) - pos)
 			pos += (size_t)w;
 	}
-	return cfg_fail(err, errcap, "camera '%s': '%s' must be one of %s", cam, key, list);
+	return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': '%s' must be one of %s", cam, key, list);
 }
 
 /* "HH:MM" on a 15-minute boundary, 00:00..24:00, to a slot number 0..96. */
@@ -171,7 +157,7 @@ static int parse_schedule(const cJSON *arr, struct edge_camera_cfg *c, char *err
 	}
 	memset(c->schedule, 0, sizeof(c->schedule));
 	if (!cJSON_IsArray(arr) || cJSON_GetArraySize(arr) > 64)
-		return cfg_fail(err, errcap, "camera '%s': 'schedule' must be an array of at most 64 windows", c->id);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': 'schedule' must be an array of at most 64 windows", c->id);
 	for (const cJSON *w = arr->child; w; w = w->next, idx++) {
 		const char *bad;
 		char from[8], to[8];
@@ -179,21 +165,21 @@ static int parse_schedule(const cJSON *arr, struct edge_camera_cfg *c, char *err
 		const cJSON *dl = cJSON_GetObjectItemCaseSensitive(w, "days");
 
 		if (!cJSON_IsObject(w) || !only_members(w, members, &bad))
-			return cfg_fail(err, errcap, "camera '%s': schedule[%d] must be {days, from, to}", c->id, idx);
+			return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': schedule[%d] must be {days, from, to}", c->id, idx);
 		if (cn_json_copy_str(w, "from", from, sizeof(from)) < 0 || parse_hhmm(from, &fs) < 0 ||
 		    cn_json_copy_str(w, "to", to, sizeof(to)) < 0 || parse_hhmm(to, &ts) < 0 || ts <= fs)
-			return cfg_fail(err, errcap,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 					"camera '%s': schedule[%d] needs 'from' < 'to' as \"HH:MM\" on 15-minute steps",
 					c->id, idx);
 		if (!cJSON_IsArray(dl) || !dl->child)
-			return cfg_fail(err, errcap, "camera '%s': schedule[%d].days must list days", c->id, idx);
+			return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': schedule[%d].days must list days", c->id, idx);
 		for (const cJSON *d = dl->child; d; d = d->next) {
 			int day = -1;
 			for (int i = 0; days[i] && cJSON_IsString(d); i++)
 				if (strcmp(d->valuestring, days[i]) == 0)
 					day = i;
 			if (day < 0)
-				return cfg_fail(err, errcap,
+				return cn_fail(CN_E_MALFORMED, err, errcap,
 						"camera '%s': schedule[%d].days: use mon, tue, wed, thu, fri, sat, sun",
 						c->id, idx);
 			for (int s = fs; s < ts; s++) {
@@ -224,12 +210,12 @@ static int parse_motion(const cJSON *m, struct edge_camera_cfg *c, char *err, si
 	if (!m)
 		return 0;
 	if (!cJSON_IsObject(m))
-		return cfg_fail(err, errcap, "camera '%s': 'motion' must be an object", c->id);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': 'motion' must be an object", c->id);
 	if (!only_members(m, members, &bad))
-		return cfg_fail(err, errcap, "camera '%s': motion has unknown member '%s'", c->id, bad);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': motion has unknown member '%s'", c->id, bad);
 	rc = cn_json_get_bool(m, "enabled", &c->motion.enabled);
 	if (rc < 0 && rc != -ENOENT)
-		return cfg_fail(err, errcap, "camera '%s': motion.enabled must be true or false", c->id);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': motion.enabled must be true or false", c->id);
 	if ((rc = get_int(m, "sensitivity", 1, 100, 50, &c->motion.sensitivity, c->id, err, errcap)) < 0 ||
 	    (rc = get_int(m, "min_area_permille", 1, 1000, 10, &c->motion.min_area_permille, c->id, err, errcap)) < 0 ||
 	    (rc = get_int(m, "fps", 1, 15, 5, &c->motion.fps, c->id, err, errcap)) < 0)
@@ -242,7 +228,7 @@ static int parse_motion(const cJSON *m, struct edge_camera_cfg *c, char *err, si
 		    (cols = (int64_t)grid->child->valuedouble) < 1 || cols > 32 ||
 		    (rows = (int64_t)grid->child->next->valuedouble) < 1 || rows > 32 ||
 		    grid->child->valuedouble != (double)cols || grid->child->next->valuedouble != (double)rows)
-			return cfg_fail(err, errcap, "camera '%s': motion.grid must be [cols, rows], each 1..32", c->id);
+			return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': motion.grid must be [cols, rows], each 1..32", c->id);
 		c->motion.grid_cols = (int)cols;
 		c->motion.grid_rows = (int)rows;
 	}
@@ -250,19 +236,19 @@ static int parse_motion(const cJSON *m, struct edge_camera_cfg *c, char *err, si
 	if (mask) {
 		int r = 0;
 		if (!cJSON_IsArray(mask) || cJSON_GetArraySize(mask) != c->motion.grid_rows)
-			return cfg_fail(err, errcap,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 					"camera '%s': motion.mask must have one string per grid row (%d)",
 					c->id, c->motion.grid_rows);
 		for (const cJSON *row = mask->child; row; row = row->next, r++) {
 			if (!cJSON_IsString(row) || (int)strlen(row->valuestring) != c->motion.grid_cols)
-				return cfg_fail(err, errcap,
+				return cn_fail(CN_E_MALFORMED, err, errcap,
 						"camera '%s': motion.mask[%d] must be %d characters of '0'/'1'",
 						c->id, r, c->motion.grid_cols);
 			c->motion.mask[r] = 0;
 			for (int col = 0; col < c->motion.grid_cols; col++) {
 				char ch = row->valuestring[col];
 				if (ch != '0' && ch != '1')
-					return cfg_fail(err, errcap,
+					return cn_fail(CN_E_MALFORMED, err, errcap,
 							"camera '%s': motion.mask[%d] must be %d characters of '0'/'1'",
 							c->id, r, c->motion.grid_cols);
 				if (ch == '1')
@@ -286,13 +272,13 @@ static int parse_camera(const cJSON *o, struct edge_camera_cfg *c, int idx, char
 	memset(c, 0, sizeof(*c));
 	snprintf(label, sizeof(label), "#%d", idx);
 	if (!cJSON_IsObject(o))
-		return cfg_fail(err, errcap, "cameras[%d] must be an object", idx);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "cameras[%d] must be an object", idx);
 	if ((rc = get_string(o, "id", true, c->id, sizeof(c->id), label, err, errcap)) < 0)
 		return rc;
 	if (!id_ok(c->id))
-		return cfg_fail(err, errcap, "cameras[%d]: id '%s' must be [a-z0-9][a-z0-9_-]*", idx, c->id);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "cameras[%d]: id '%s' must be [a-z0-9][a-z0-9_-]*", idx, c->id);
 	if (!only_members(o, members, &bad))
-		return cfg_fail(err, errcap, "camera '%s': unknown member '%s'", c->id, bad);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s': unknown member '%s'", c->id, bad);
 	if ((rc = get_string(o, "name", false, c->name, sizeof(c->name), c->id, err, errcap)) < 0 ||
 	    (rc = get_string(o, "main_url", true, c->main_url, sizeof(c->main_url), c->id, err, errcap)) < 0 ||
 	    (rc = get_string(o, "sub_url", false, c->sub_url, sizeof(c->sub_url), c->id, err, errcap)) < 0 ||
@@ -302,11 +288,11 @@ static int parse_camera(const cJSON *o, struct edge_camera_cfg *c, int idx, char
 	if (!c->name[0])
 		cn_strlcpy(c->name, c->id, sizeof(c->name));
 	if (!url_ok(c->main_url))
-		return cfg_fail(err, errcap,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 				"camera '%s': main_url must be rtsp://host[:port]/path without credentials",
 				c->id);
 	if (c->sub_url[0] && !url_ok(c->sub_url))
-		return cfg_fail(err, errcap,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 				"camera '%s': sub_url must be rtsp://host[:port]/path without credentials",
 				c->id);
 	if ((rc = get_enum(o, "transport", transports, EDGE_TRANSPORT_TCP, &v, c->id, err, errcap)) < 0)
@@ -337,25 +323,25 @@ int edge_camcfg_parse(const char *json, size_t len, struct edge_camcfg *out, cha
 	memset(out, 0, sizeof(*out));
 	rc = cn_json_parse(json, len, EDGE_CAMCFG_MAX_BYTES, 16, &root);
 	if (rc < 0)
-		return cfg_fail(err, errcap, "cameras document is not valid JSON (or over %d bytes, too deep, or has a repeated key)",
+		return cn_fail(CN_E_MALFORMED, err, errcap, "cameras document is not valid JSON (or over %d bytes, too deep, or has a repeated key)",
 				EDGE_CAMCFG_MAX_BYTES);
 	if (!cJSON_IsObject(root) || !only_members(root, members, &bad)) {
-		rc = cfg_fail(err, errcap, "cameras document must be {\"version\": N, \"cameras\": [...]}");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "cameras document must be {\"version\": N, \"cameras\": [...]}");
 		goto out_free_root;
 	}
 	rc = cn_json_get_i64(root, "version", 0, INT32_MAX, &version);
 	if (rc < 0 && rc != -ENOENT) {
-		rc = cfg_fail(err, errcap, "cameras document: 'version' must be a non-negative integer");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "cameras document: 'version' must be a non-negative integer");
 		goto out_free_root;
 	}
 	out->version = (int)version;
 	cams = cJSON_GetObjectItemCaseSensitive(root, "cameras");
 	if (!cJSON_IsArray(cams)) {
-		rc = cfg_fail(err, errcap, "cameras document: 'cameras' must be an array");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "cameras document: 'cameras' must be an array");
 		goto out_free_root;
 	}
 	if (cJSON_GetArraySize(cams) > EDGE_MAX_CAMERAS) {
-		rc = cfg_fail(err, errcap, "cameras document: more than %d cameras", EDGE_MAX_CAMERAS);
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "cameras document: more than %d cameras", EDGE_MAX_CAMERAS);
 		goto out_free_root;
 	}
 	for (const cJSON *c = cams->child; c; c = c->next, i++) {
@@ -363,7 +349,7 @@ int edge_camcfg_parse(const char *json, size_t len, struct edge_camcfg *out, cha
 			goto out_free_root;
 		for (int j = 0; j < i; j++) {
 			if (strcmp(out->cameras[j].id, out->cameras[i].id) == 0) {
-				rc = cfg_fail(err, errcap, "camera '%s' is listed twice", out->cameras[i].id);
+				rc = cn_fail(CN_E_MALFORMED, err, errcap, "camera '%s' is listed twice", out->cameras[i].id);
 				goto out_free_root;
 			}
 		}

@@ -19,21 +19,6 @@
  * document, so it cannot occur inside a URI and the local name is what follows it. */
 #define NS_SEP '\x01'
 
-static int ev_fail(char *err, size_t cap, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int ev_fail(char *err, size_t cap, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && cap) {
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 /* Input quoted in messages: at most 40 bytes, anything but printable ASCII as '?', so a
  * hostile value cannot forge log lines or break a terminal. */
 static const char *show(const char *s, size_t n, char *buf, size_t cap)
@@ -187,9 +172,9 @@ static int put_str(char *dst, size_t cap, const char *s, size_t n, enum cls cls,
 	char q[48];
 
 	if (n == 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED, "%s is empty", what);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "%s is empty", what);
 	if (n >= cap)
-		return ev_fail(err, errcap, CN_E_MALFORMED, "%s is longer than %zu bytes", what,
+		return cn_fail(CN_E_MALFORMED, err, errcap, "%s is longer than %zu bytes", what,
 			       cap - 1);
 	memcpy(dst, s, n);
 	dst[n] = '\0';
@@ -198,7 +183,7 @@ static int put_str(char *dst, size_t cap, const char *s, size_t n, enum cls cls,
 			dst[i] = lower(dst[i]);
 	if (!cls_ok(cls, dst, n)) {
 		dst[0] = '\0';
-		return ev_fail(err, errcap, CN_E_MALFORMED, "%s '%s' must be %s", what,
+		return cn_fail(CN_E_MALFORMED, err, errcap, "%s '%s' must be %s", what,
 			       show(s, n, q, sizeof(q)), cls_what[cls]);
 	}
 	return 0;
@@ -365,42 +350,42 @@ static int parse_header_value(struct cn_str v, bool disposition, struct media *m
 		i++;
 	while (i < v.len && (is_tchar(v.p[i]) || (!disposition && v.p[i] == '/'))) {
 		if (o + 1 >= sizeof(m->type))
-			return ev_fail(err, errcap, CN_E_MALFORMED, "%s value is too long", label);
+			return cn_fail(CN_E_MALFORMED, err, errcap, "%s value is too long", label);
 		m->type[o++] = lower(v.p[i++]);
 	}
 	m->type[o] = '\0';
 	if (o == 0 || (!disposition && (!strchr(m->type, '/') || m->type[0] == '/' ||
 					 m->type[o - 1] == '/' ||
 					 strchr(m->type, '/') != strrchr(m->type, '/'))))
-		return ev_fail(err, errcap, CN_E_MALFORMED, "%s '%s' is not %s", label,
+		return cn_fail(CN_E_MALFORMED, err, errcap, "%s '%s' is not %s", label,
 			       show(v.p, v.len, q, sizeof(q)),
 			       disposition ? "a disposition type" : "a type/subtype media type");
 	while ((rc = next_param(v, &i, &pname, val, sizeof(val))) > 0) {
 		size_t n = strlen(val);
 		if (!disposition && pname.len == 8 && strncasecmp(pname.p, "boundary", 8) == 0) {
 			if (m->has_boundary)
-				return ev_fail(err, errcap, CN_E_MALFORMED,
+				return cn_fail(CN_E_MALFORMED, err, errcap,
 					       "%s repeats the boundary parameter", label);
 			if (n == 0)
-				return ev_fail(err, errcap, CN_E_MALFORMED, "%s boundary is empty",
+				return cn_fail(CN_E_MALFORMED, err, errcap, "%s boundary is empty",
 					       label);
 			if (n > CN_CAMEVENT_MAX_BOUNDARY)
-				return ev_fail(err, errcap, CN_E_MALFORMED,
+				return cn_fail(CN_E_MALFORMED, err, errcap,
 					       "%s boundary is longer than %d characters", label,
 					       CN_CAMEVENT_MAX_BOUNDARY);
 			for (size_t k = 0; k < n; k++)
 				if (!is_bchar(val[k]))
-					return ev_fail(err, errcap, CN_E_MALFORMED,
+					return cn_fail(CN_E_MALFORMED, err, errcap,
 						       "%s boundary '%s' has a character RFC 2046 does not allow",
 						       label, show(val, n, q, sizeof(q)));
 			if (val[n - 1] == ' ')
-				return ev_fail(err, errcap, CN_E_MALFORMED,
+				return cn_fail(CN_E_MALFORMED, err, errcap,
 					       "%s boundary ends in a space", label);
 			memcpy(m->boundary, val, n + 1);
 			m->has_boundary = true;
 		} else if (!disposition && pname.len == 7 && strncasecmp(pname.p, "charset", 7) == 0) {
 			if (n >= sizeof(m->charset))
-				return ev_fail(err, errcap, CN_E_MALFORMED, "%s charset is too long",
+				return cn_fail(CN_E_MALFORMED, err, errcap, "%s charset is too long",
 					       label);
 			for (size_t k = 0; k <= n; k++)
 				m->charset[k] = lower(val[k]);
@@ -411,10 +396,10 @@ static int parse_header_value(struct cn_str v, bool disposition, struct media *m
 		}
 	}
 	if (rc == -ENOSPC)
-		return ev_fail(err, errcap, CN_E_MALFORMED, "%s has a parameter longer than %zu bytes",
+		return cn_fail(CN_E_MALFORMED, err, errcap, "%s has a parameter longer than %zu bytes",
 			       label, sizeof(val) - 1);
 	if (rc < 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "%s has a malformed parameter (want '; name=value' or '; name=\"value\"')",
 			       label);
 	return 0;
@@ -666,7 +651,7 @@ static int xml_int(const char *v, const char *what, int64_t min, int64_t max, in
 	char q[48];
 
 	if (cn_str_to_i64(cn_str_from(v), min, max, &n) < 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED, "%s '%s' is not an integer %lld..%lld",
+		return cn_fail(CN_E_MALFORMED, err, errcap, "%s '%s' is not an integer %lld..%lld",
 			       what, show(v, strlen(v), q, sizeof(q)), (long long)min,
 			       (long long)max);
 	*out = (int)n;
@@ -689,7 +674,7 @@ static int put_mac(struct cn_camevent *ev, const char *v, char *err, size_t errc
 	}
 	if (!ok) {
 		ev->device_mac[0] = '\0';
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "macAddress '%s' is not six hex pairs separated by ':' or '-'",
 			       show(v, strlen(v), q, sizeof(q)));
 	}
@@ -708,21 +693,21 @@ static int xml_finish(struct xml_ctx *x, struct cn_camevent *ev, char *err, size
 
 	cn_strlcpy(ev->source_format, "hikvision-xml", sizeof(ev->source_format));
 	if (!v[XF_EVENTTYPE][0])
-		return ev_fail(err, errcap, CN_E_MALFORMED, "EventNotificationAlert has no eventType");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "EventNotificationAlert has no eventType");
 	for (i = 0; i < sizeof(hik_types) / sizeof(*hik_types); i++)
 		if (strcasecmp(v[XF_EVENTTYPE], hik_types[i].vendor) == 0)
 			break;
 	if (i == sizeof(hik_types) / sizeof(*hik_types))
-		return ev_fail(err, errcap, CN_E_MALFORMED, "unknown eventType '%s'",
+		return cn_fail(CN_E_MALFORMED, err, errcap, "unknown eventType '%s'",
 			       show(v[XF_EVENTTYPE], strlen(v[XF_EVENTTYPE]), q, sizeof(q)));
 	set_type(ev, hik_types[i].type);
 	cn_strlcpy(ev->variant, hik_types[i].variant, sizeof(ev->variant));
 	cn_strlcpy(ev->vendor_type, v[XF_EVENTTYPE], sizeof(ev->vendor_type));
 
 	if (!v[XF_DATETIME][0])
-		return ev_fail(err, errcap, CN_E_MALFORMED, "EventNotificationAlert has no dateTime");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "EventNotificationAlert has no dateTime");
 	if (parse_time(v[XF_DATETIME], strlen(v[XF_DATETIME]), false, ev) < 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "dateTime '%s' is not an ISO 8601 date-time (YYYY-MM-DDThh:mm:ss[.frac][Z|+hh:mm])",
 			       show(v[XF_DATETIME], strlen(v[XF_DATETIME]), q, sizeof(q)));
 
@@ -733,7 +718,7 @@ static int xml_finish(struct xml_ctx *x, struct cn_camevent *ev, char *err, size
 	    (rc = xml_int(v[XF_CHANNEL], "channelID", 0, 65535, &ev->channel, err, errcap)) < 0)
 		return rc;
 	if (!v[XF_CHANNEL][0] && !v[XF_DYNCHANNEL][0])
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "EventNotificationAlert has no channelID or dynChannelID");
 	snprintf(ev->camera, sizeof(ev->camera), "%d", ev->channel);
 
@@ -742,19 +727,19 @@ static int xml_finish(struct xml_ctx *x, struct cn_camevent *ev, char *err, size
 		if (strcasecmp(v[XF_EVENTSTATE], "inactive") == 0)
 			ev->active = false;
 		else if (strcasecmp(v[XF_EVENTSTATE], "active") != 0)
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "eventState must be 'active' or 'inactive', got '%s'",
 				       show(v[XF_EVENTSTATE], strlen(v[XF_EVENTSTATE]), q, sizeof(q)));
 	}
 	if (v[XF_IPV6][0]) {
 		if (strlen(v[XF_IPV6]) >= sizeof(ev->device_ip) || inet_pton(AF_INET6, v[XF_IPV6], addr) != 1)
-			return ev_fail(err, errcap, CN_E_MALFORMED, "ipv6Address '%s' is not an IPv6 address",
+			return cn_fail(CN_E_MALFORMED, err, errcap, "ipv6Address '%s' is not an IPv6 address",
 				       show(v[XF_IPV6], strlen(v[XF_IPV6]), q, sizeof(q)));
 		cn_strlcpy(ev->device_ip, v[XF_IPV6], sizeof(ev->device_ip));
 	}
 	if (v[XF_IP][0]) {
 		if (strlen(v[XF_IP]) >= sizeof(ev->device_ip) || inet_pton(AF_INET, v[XF_IP], addr) != 1)
-			return ev_fail(err, errcap, CN_E_MALFORMED, "ipAddress '%s' is not an IPv4 address",
+			return cn_fail(CN_E_MALFORMED, err, errcap, "ipAddress '%s' is not an IPv4 address",
 				       show(v[XF_IP], strlen(v[XF_IP]), q, sizeof(q)));
 		cn_strlcpy(ev->device_ip, v[XF_IP], sizeof(ev->device_ip));
 	}
@@ -802,7 +787,7 @@ static int xml_finish(struct xml_ctx *x, struct cn_camevent *ev, char *err, size
 			  errcap)) < 0)
 		return rc;
 	if (ev->type == CN_CAMEV_ANPR && !ev->plate[0])
-		return ev_fail(err, errcap, CN_E_MALFORMED, "ANPR event has no ANPR/licensePlate");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "ANPR event has no ANPR/licensePlate");
 	return 0;
 }
 
@@ -813,7 +798,7 @@ static int parse_xml(const uint8_t *p, size_t n, struct cn_camevent *ev, char *e
 	int rc;
 
 	if (n > CN_CAMEVENT_MAX_XML)
-		return ev_fail(err, errcap, CN_E_TOO_BIG, "XML document is %zu bytes, limit %d", n,
+		return cn_fail(CN_E_TOO_BIG, err, errcap, "XML document is %zu bytes, limit %d", n,
 			       CN_CAMEVENT_MAX_XML);
 	/* About 6 KiB of per-field text: on the heap, so callers on small stacks are safe. */
 	x = calloc(1, sizeof(*x));
@@ -835,7 +820,7 @@ static int parse_xml(const uint8_t *p, size_t n, struct cn_camevent *ev, char *e
 	if (XML_Parse(x->parser, (const char *)p, (int)n, XML_TRUE) != XML_STATUS_OK) {
 		rc = x->rc;
 		if (!rc)
-			rc = ev_fail(err, errcap, CN_E_MALFORMED,
+			rc = cn_fail(CN_E_MALFORMED, err, errcap,
 				     "XML is not well-formed: %s at line %lu column %lu",
 				     XML_ErrorString(XML_GetErrorCode(x->parser)),
 				     (unsigned long)XML_GetCurrentLineNumber(x->parser),
@@ -896,10 +881,10 @@ static int handle_part(int idx, const uint8_t *p, size_t n, struct mp_state *st,
 		const uint8_t *e = memmem(p, lim, "\r\n\r\n", 4);
 		if (!e) {
 			if (n > lim)
-				return ev_fail(err, errcap, CN_E_TOO_BIG,
+				return cn_fail(CN_E_TOO_BIG, err, errcap,
 					       "multipart part %d headers are longer than %d bytes", idx,
 					       CN_CAMEVENT_MAX_PART_HEADERS);
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart part %d has no blank line after its headers", idx);
 		}
 		hlen = (size_t)(e - p) + 2; /* lines with their CRLFs */
@@ -914,17 +899,17 @@ static int handle_part(int idx, const uint8_t *p, size_t n, struct mp_state *st,
 
 		off += ll + 2;
 		if (ll && is_ows(line[0]))
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart part %d folds a header line (obsolete, refused)", idx);
 		while (k < ll && is_tchar(line[k]))
 			k++;
 		if (k == 0 || k == ll || line[k] != ':')
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart part %d header line '%s' is not 'Name: value'", idx,
 				       show(line, ll, q, sizeof(q)));
 		for (size_t j = k + 1; j < ll; j++)
 			if (((unsigned char)line[j] < 0x20 && line[j] != '\t') || line[j] == 0x7f)
-				return ev_fail(err, errcap, CN_E_MALFORMED,
+				return cn_fail(CN_E_MALFORMED, err, errcap,
 					       "multipart part %d header %.*s holds a control character",
 					       idx, (int)k, line);
 		value = cn_str_trim((struct cn_str){ line + k + 1, ll - k - 1 });
@@ -932,7 +917,7 @@ static int handle_part(int idx, const uint8_t *p, size_t n, struct mp_state *st,
 			if (strlen(part_headers[h]) != k || strncasecmp(line, part_headers[h], k) != 0)
 				continue;
 			if (have[h])
-				return ev_fail(err, errcap, CN_E_MALFORMED,
+				return cn_fail(CN_E_MALFORMED, err, errcap,
 					       "multipart part %d repeats %s", idx, part_headers[h]);
 			have[h] = true;
 			hv[h] = value;
@@ -955,23 +940,23 @@ static int handle_part(int idx, const uint8_t *p, size_t n, struct mp_state *st,
 		/* Content-Length and the boundary must agree, or two readers would cut the part
 		 * differently. */
 		if (cn_str_to_i64(hv[PH_LENGTH], 0, CN_CAMEVENT_MAX_BODY, &cl) < 0)
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart part %d Content-Length '%s' is not a byte count", idx,
 				       show(hv[PH_LENGTH].p, hv[PH_LENGTH].len, q, sizeof(q)));
 		if ((size_t)cl != blen)
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart part %d Content-Length is %lld but the part holds %zu bytes",
 				       idx, (long long)cl, blen);
 	}
 	if (have[PH_CTE] && !header_is(hv[PH_CTE], "binary") && !header_is(hv[PH_CTE], "8bit") &&
 	    !header_is(hv[PH_CTE], "7bit"))
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "multipart part %d Content-Transfer-Encoding '%s' is not supported (binary, 8bit, 7bit)",
 			       idx, show(hv[PH_CTE].p, hv[PH_CTE].len, q, sizeof(q)));
 
 	if (strcmp(ct.type, "image/jpeg") == 0) {
 		if (!is_jpeg(body, blen))
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart part %d is image/jpeg but does not start with a JPEG marker (FF D8 FF)",
 				       idx);
 		if (ev->image_parts++ == 0) {
@@ -989,10 +974,10 @@ static int handle_part(int idx, const uint8_t *p, size_t n, struct mp_state *st,
 	    (strncmp(ct.type, "image/", 6) != 0 &&
 	     (ends_with_ci(disp.name, ".xml") || ends_with_ci(disp.filename, ".xml")))) {
 		if (st->xml)
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart has two XML parts (%d and %d)", st->xml_part, idx);
 		if (blen > CN_CAMEVENT_MAX_XML)
-			return ev_fail(err, errcap, CN_E_TOO_BIG,
+			return cn_fail(CN_E_TOO_BIG, err, errcap,
 				       "multipart part %d (XML) is %zu bytes, limit %d", idx, blen,
 				       CN_CAMEVENT_MAX_XML);
 		st->xml = body;
@@ -1018,7 +1003,7 @@ static int parse_multipart(const char *boundary, const uint8_t *body, size_t len
 	} else {
 		f = memmem(body, len, delim, dl);
 		if (!f)
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart body has no boundary line '--%s'",
 				       show(boundary, strlen(boundary), q, sizeof(q)));
 		pos = (size_t)(f - body) + dl;
@@ -1028,22 +1013,22 @@ static int parse_multipart(const char *boundary, const uint8_t *body, size_t len
 		 * optional transport padding and CRLF open the next part. */
 		if (len - pos >= 2 && body[pos] == '-' && body[pos + 1] == '-') {
 			if (nparts == 0)
-				return ev_fail(err, errcap, CN_E_MALFORMED, "multipart body has no parts");
+				return cn_fail(CN_E_MALFORMED, err, errcap, "multipart body has no parts");
 			break;
 		}
 		while (pos < len && is_ows((char)body[pos]))
 			pos++;
 		if (len - pos < 2 || body[pos] != '\r' || body[pos + 1] != '\n')
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart boundary line %d is not followed by CRLF or '--'",
 				       nparts + 1);
 		pos += 2;
 		if (++nparts > CN_CAMEVENT_MAX_PARTS)
-			return ev_fail(err, errcap, CN_E_TOO_BIG, "multipart has more than %d parts",
+			return cn_fail(CN_E_TOO_BIG, err, errcap, "multipart has more than %d parts",
 				       CN_CAMEVENT_MAX_PARTS);
 		f = memmem(body + pos, len - pos, delim, dl);
 		if (!f)
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "multipart part %d is not closed by a boundary (missing '--%s--')",
 				       nparts, show(boundary, strlen(boundary), q, sizeof(q)));
 		rc = handle_part(nparts, body + pos, (size_t)(f - body) - pos, &st, ev, err, errcap);
@@ -1052,7 +1037,7 @@ static int parse_multipart(const char *boundary, const uint8_t *body, size_t len
 		pos = (size_t)(f - body) + dl;
 	}
 	if (!st.xml)
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "multipart has no XML part (application/xml, text/xml, or a name ending .xml)");
 	return parse_xml(st.xml, st.xml_len, ev, err, errcap);
 }
@@ -1134,15 +1119,15 @@ static int json_snapshot(const uint8_t *body, size_t len, size_t want_len,
 	int rc = raw_member((const char *)body, len, "snapshot", &s);
 
 	if (rc <= 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "JSON push member name 'snapshot' must be written without escapes");
 	if (memchr(s.p, '\\', s.len) || s.len != want_len)
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "JSON push 'snapshot' must be plain base64 without JSON escapes");
 	if (s.len == 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED, "JSON push 'snapshot' is empty");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "JSON push 'snapshot' is empty");
 	if (s.len % 4 || (s.len > 2 && memchr(s.p, '=', s.len - 2)))
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "JSON push 'snapshot' is not padded base64 (RFC 4648 section 4)");
 	/* Decoded a chunk at a time only to validate it and look at the first bytes: the
 	 * caller decodes for real when it stores the picture. */
@@ -1151,10 +1136,10 @@ static int json_snapshot(const uint8_t *body, size_t len, size_t want_len,
 		if (n > sizeof(chunk) / 3 * 4)
 			n = sizeof(chunk) / 3 * 4;
 		if (cn_base64_decode(CN_B64_STD, s.p + off, n, chunk, sizeof(chunk), &got) < 0)
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "JSON push 'snapshot' is not valid base64 (RFC 4648 section 4, padded)");
 		if (off == 0 && !is_jpeg(chunk, got))
-			return ev_fail(err, errcap, CN_E_MALFORMED,
+			return cn_fail(CN_E_MALFORMED, err, errcap,
 				       "JSON push 'snapshot' is not a JPEG (no FF D8 FF at the start)");
 		total += got;
 		off += n;
@@ -1179,7 +1164,7 @@ static int json_str(const cJSON *root, const char *key, struct cn_str *out, char
 	if (rc == -ENOENT)
 		return 0;
 	if (rc < 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED, "JSON push '%s' must be a string", key);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "JSON push '%s' must be a string", key);
 	return 1;
 }
 
@@ -1232,14 +1217,14 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 	rc = cn_json_parse((const char *)body, len, CN_CAMEVENT_MAX_BODY, CN_CAMEVENT_MAX_JSON_DEPTH,
 			   &root);
 	if (rc == CN_E_TOO_BIG)
-		return ev_fail(err, errcap, CN_E_TOO_BIG, "JSON push is larger than %d bytes",
+		return cn_fail(CN_E_TOO_BIG, err, errcap, "JSON push is larger than %d bytes",
 			       CN_CAMEVENT_MAX_BODY);
 	if (rc < 0)
-		return ev_fail(err, errcap, CN_E_MALFORMED,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			       "JSON push is not one JSON document (syntax, nesting deeper than %d, or a repeated key)",
 			       CN_CAMEVENT_MAX_JSON_DEPTH);
 	if (!cJSON_IsObject(root)) {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED, "JSON push is not a JSON object");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "JSON push is not a JSON object");
 		goto out_free_root;
 	}
 	for (const cJSON *c = root->child; c; c = c->next) {
@@ -1247,7 +1232,7 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 			if (strcmp(c->string, json_members[i]) == 0)
 				break;
 		if (i == sizeof(json_members) / sizeof(*json_members)) {
-			rc = ev_fail(err, errcap, CN_E_MALFORMED, "JSON push has unknown member '%s'",
+			rc = cn_fail(CN_E_MALFORMED, err, errcap, "JSON push has unknown member '%s'",
 				     show(c->string, strlen(c->string), q, sizeof(q)));
 			goto out_free_root;
 		}
@@ -1257,7 +1242,7 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 
 	if ((rc = json_str(root, "camera", &s, err, errcap)) <= 0) {
 		if (rc == 0)
-			rc = ev_fail(err, errcap, CN_E_MALFORMED, "JSON push has no 'camera'");
+			rc = cn_fail(CN_E_MALFORMED, err, errcap, "JSON push has no 'camera'");
 		goto out_free_root;
 	}
 	if ((rc = put_str(ev->camera, sizeof(ev->camera), s.p, s.len, CLS_ID, false,
@@ -1266,7 +1251,7 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 
 	if ((rc = json_str(root, "type", &s, err, errcap)) <= 0) {
 		if (rc == 0)
-			rc = ev_fail(err, errcap, CN_E_MALFORMED, "JSON push has no 'type'");
+			rc = cn_fail(CN_E_MALFORMED, err, errcap, "JSON push has no 'type'");
 		goto out_free_root;
 	}
 	for (i = 0; i < sizeof(type_names) / sizeof(*type_names); i++)
@@ -1278,7 +1263,7 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 		ev->type = CN_CAMEV_CUSTOM;
 		cn_str_copy(ev->type_name, sizeof(ev->type_name), s);
 	} else {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED,
+		rc = cn_fail(CN_E_MALFORMED, err, errcap,
 			     "JSON push has unknown type '%s' (motion, line_crossing, intrusion, video_loss, tamper, anpr, or a dotted custom name like vendor.event, at most 47 chars)",
 			     show(s.p, s.len, q, sizeof(q)));
 		goto out_free_root;
@@ -1286,13 +1271,13 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 
 	if ((rc = json_str(root, "time", &s, err, errcap)) <= 0) {
 		if (rc == 0)
-			rc = ev_fail(err, errcap, CN_E_MALFORMED, "JSON push has no 'time'");
+			rc = cn_fail(CN_E_MALFORMED, err, errcap, "JSON push has no 'time'");
 		goto out_free_root;
 	}
 	/* Strict RFC 3339 here (the camera leniencies of parse_time are for XML only); then
 	 * parse_time reads the offset. */
 	if (cn_time_parse_rfc3339(s.p, s.len, &ev->utc_ms) < 0 || parse_time(s.p, s.len, true, ev) < 0) {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED,
+		rc = cn_fail(CN_E_MALFORMED, err, errcap,
 			     "JSON push 'time' '%s' is not an RFC 3339 date-time with an offset",
 			     show(s.p, s.len, q, sizeof(q)));
 		goto out_free_root;
@@ -1305,7 +1290,7 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 		if (cn_str_eq_cstr(s, "inactive")) {
 			ev->active = false;
 		} else if (!cn_str_eq_cstr(s, "active")) {
-			rc = ev_fail(err, errcap, CN_E_MALFORMED,
+			rc = cn_fail(CN_E_MALFORMED, err, errcap,
 				     "JSON push 'state' must be 'active' or 'inactive', got '%s'",
 				     show(s.p, s.len, q, sizeof(q)));
 			goto out_free_root;
@@ -1326,12 +1311,12 @@ static int parse_json(const uint8_t *body, size_t len, struct cn_camevent *ev, c
 	if (rc == 0) {
 		ev->confidence = (int)conf;
 	} else if (rc != -ENOENT) {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED,
+		rc = cn_fail(CN_E_MALFORMED, err, errcap,
 			     "JSON push 'confidence' must be an integer 0..100");
 		goto out_free_root;
 	}
 	if (ev->type == CN_CAMEV_ANPR && !ev->plate[0]) {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED, "JSON push of type anpr has no 'plate'");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "JSON push of type anpr has no 'plate'");
 		goto out_free_root;
 	}
 	if ((rc = json_str(root, "snapshot", &s, err, errcap)) < 0)
@@ -1356,17 +1341,17 @@ int cn_camevent_parse(const char *content_type, const uint8_t *body, size_t len,
 	if (err && errcap)
 		err[0] = '\0';
 	if (len > CN_CAMEVENT_MAX_BODY) {
-		rc = ev_fail(err, errcap, CN_E_TOO_BIG, "body is %zu bytes, limit %d", len,
+		rc = cn_fail(CN_E_TOO_BIG, err, errcap, "body is %zu bytes, limit %d", len,
 			     CN_CAMEVENT_MAX_BODY);
 		goto out;
 	}
 	if (!content_type || !content_type[0]) {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED, "request has no Content-Type");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "request has no Content-Type");
 		goto out;
 	}
 	ctlen = strnlen(content_type, CN_CAMEVENT_MAX_CONTENT_TYPE + 1);
 	if (ctlen > CN_CAMEVENT_MAX_CONTENT_TYPE) {
-		rc = ev_fail(err, errcap, CN_E_TOO_BIG, "Content-Type is longer than %d bytes",
+		rc = cn_fail(CN_E_TOO_BIG, err, errcap, "Content-Type is longer than %d bytes",
 			     CN_CAMEVENT_MAX_CONTENT_TYPE);
 		goto out;
 	}
@@ -1375,7 +1360,7 @@ int cn_camevent_parse(const char *content_type, const uint8_t *body, size_t len,
 	if (rc < 0)
 		goto out;
 	if (len == 0 || !body) {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED, "body is empty");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "body is empty");
 		goto out;
 	}
 	if (strcmp(m.type, "application/xml") == 0 || strcmp(m.type, "text/xml") == 0) {
@@ -1383,19 +1368,19 @@ int cn_camevent_parse(const char *content_type, const uint8_t *body, size_t len,
 	} else if (strcmp(m.type, "multipart/form-data") == 0 ||
 		   strcmp(m.type, "multipart/mixed") == 0) {
 		if (!m.has_boundary)
-			rc = ev_fail(err, errcap, CN_E_MALFORMED,
+			rc = cn_fail(CN_E_MALFORMED, err, errcap,
 				     "multipart Content-Type has no boundary parameter");
 		else
 			rc = parse_multipart(m.boundary, body, len, out, err, errcap);
 	} else if (strcmp(m.type, "application/json") == 0) {
 		if (m.charset[0] && strcmp(m.charset, "utf-8") != 0)
-			rc = ev_fail(err, errcap, CN_E_MALFORMED,
+			rc = cn_fail(CN_E_MALFORMED, err, errcap,
 				     "JSON push charset must be utf-8, got '%s'",
 				     show(m.charset, strlen(m.charset), q, sizeof(q)));
 		else
 			rc = parse_json(body, len, out, err, errcap);
 	} else {
-		rc = ev_fail(err, errcap, CN_E_MALFORMED,
+		rc = cn_fail(CN_E_MALFORMED, err, errcap,
 			     "unsupported Content-Type '%s' (application/xml, text/xml, multipart/form-data, multipart/mixed, application/json)",
 			     show(m.type, strlen(m.type), q, sizeof(q)));
 	}

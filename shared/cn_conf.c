@@ -10,21 +10,6 @@
 
 #include "cn_err.h"
 
-static int conf_fail(char *err, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int conf_fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && cap) {
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return CN_E_CONFIG;
-}
-
 static void *field(void *conf, const struct cn_conf_directive *d)
 {
 	return (char *)conf + d->offset;
@@ -90,10 +75,10 @@ static int set_value(const struct cn_conf_directive *d, void *conf, struct cn_st
 	case CN_CONF_SIZE:
 	case CN_CONF_DURATION:
 		if (parse_suffixed(v, d, &num, &why) < 0)
-			return conf_fail(err, errcap, "%s: '%s': '%.*s' %s", where, d->name,
+			return cn_fail(CN_E_CONFIG, err, errcap, "%s: '%s': '%.*s' %s", where, d->name,
 					 (int)v.len, v.p, why);
 		if (num < d->min || num > d->max)
-			return conf_fail(err, errcap,
+			return cn_fail(CN_E_CONFIG, err, errcap,
 					 "%s: '%s': %.*s is out of range %lld..%lld", where,
 					 d->name, (int)v.len, v.p, (long long)d->min,
 					 (long long)d->max);
@@ -109,21 +94,21 @@ static int set_value(const struct cn_conf_directive *d, void *conf, struct cn_st
 			*(bool *)field(conf, d) = false;
 			return 0;
 		}
-		return conf_fail(err, errcap, "%s: '%s': '%.*s' is not a boolean (true or false)",
+		return cn_fail(CN_E_CONFIG, err, errcap, "%s: '%s': '%.*s' is not a boolean (true or false)",
 				 where, d->name, (int)v.len, v.p);
 	case CN_CONF_STRING: {
 		char **slot = field(conf, d);
 		char *copy;
 		if ((int64_t)v.len < d->min || (int64_t)v.len > d->max)
-			return conf_fail(err, errcap,
+			return cn_fail(CN_E_CONFIG, err, errcap,
 					 "%s: '%s': length %zu is out of range %lld..%lld", where,
 					 d->name, v.len, (long long)d->min, (long long)d->max);
 		if (memchr(v.p, '\0', v.len))
-			return conf_fail(err, errcap, "%s: '%s': contains a NUL byte", where,
+			return cn_fail(CN_E_CONFIG, err, errcap, "%s: '%s': contains a NUL byte", where,
 					 d->name);
 		copy = malloc(v.len + 1);
 		if (!copy)
-			return conf_fail(err, errcap, "%s: out of memory", where);
+			return cn_fail(CN_E_CONFIG, err, errcap, "%s: out of memory", where);
 		memcpy(copy, v.p, v.len);
 		copy[v.len] = '\0';
 		free(*slot);
@@ -144,11 +129,11 @@ static int set_value(const struct cn_conf_directive *d, void *conf, struct cn_st
 				pos += (size_t)w;
 		}
 		list[pos] = '\0';
-		return conf_fail(err, errcap, "%s: '%s': '%.*s' is not one of %s", where, d->name,
+		return cn_fail(CN_E_CONFIG, err, errcap, "%s: '%s': '%.*s' is not one of %s", where, d->name,
 				 (int)v.len, v.p, list);
 	}
 	}
-	return conf_fail(err, errcap, "%s: '%s': bad directive type", where, d->name);
+	return cn_fail(CN_E_CONFIG, err, errcap, "%s: '%s': bad directive type", where, d->name);
 }
 
 static bool key_char(char c)
@@ -210,10 +195,10 @@ int cn_conf_load_text(const struct cn_conf_directive *t, size_t n, void *conf, c
 	int line = 0, rc = 0;
 
 	if (!seen_line)
-		return conf_fail(err, errcap, "%s: out of memory", name);
+		return cn_fail(CN_E_CONFIG, err, errcap, "%s: out of memory", name);
 	apply_defaults(t, n, conf);
 	if (len > CN_CONF_MAX_FILE) {
-		rc = conf_fail(err, errcap, "%s: larger than %d bytes", name, CN_CONF_MAX_FILE);
+		rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: larger than %d bytes", name, CN_CONF_MAX_FILE);
 		goto out_free_seen;
 	}
 	while (pos < len) {
@@ -227,12 +212,12 @@ int cn_conf_load_text(const struct cn_conf_directive *t, size_t n, void *conf, c
 		pos = end + 1;
 		snprintf(where, sizeof(where), "%s:%d", name, line);
 		if (l.len > CN_CONF_MAX_LINE) {
-			rc = conf_fail(err, errcap, "%s: line longer than %d bytes", where,
+			rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: line longer than %d bytes", where,
 				       CN_CONF_MAX_LINE);
 			goto out_free_seen;
 		}
 		if (memchr(l.p, '\0', l.len)) {
-			rc = conf_fail(err, errcap, "%s: NUL byte in line", where);
+			rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: NUL byte in line", where);
 			goto out_free_seen;
 		}
 		l = cn_str_trim(l);
@@ -243,7 +228,7 @@ int cn_conf_load_text(const struct cn_conf_directive *t, size_t n, void *conf, c
 		key = (struct cn_str){ l.p, k };
 		val = cn_str_trim((struct cn_str){ l.p + k, l.len - k });
 		if (k == 0 || val.len == 0 || val.p[0] != '=') {
-			rc = conf_fail(err, errcap, "%s: expected 'key = value', got '%.*s'", where,
+			rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: expected 'key = value', got '%.*s'", where,
 				       (int)(l.len > 60 ? 60 : l.len), l.p);
 			goto out_free_seen;
 		}
@@ -251,13 +236,13 @@ int cn_conf_load_text(const struct cn_conf_directive *t, size_t n, void *conf, c
 		if (val.len && val.p[0] == '"') {
 			struct cn_str rest;
 			if (unquote(val, qbuf, sizeof(qbuf), &val, &rest) < 0) {
-				rc = conf_fail(err, errcap, "%s: '%.*s': bad quoted string", where,
+				rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: '%.*s': bad quoted string", where,
 					       (int)key.len, key.p);
 				goto out_free_seen;
 			}
 			rest = cn_str_trim(rest);
 			if (rest.len && rest.p[0] != '#') {
-				rc = conf_fail(err, errcap, "%s: '%.*s': text after closing quote",
+				rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: '%.*s': text after closing quote",
 					       where, (int)key.len, key.p);
 				goto out_free_seen;
 			}
@@ -275,12 +260,12 @@ int cn_conf_load_text(const struct cn_conf_directive *t, size_t n, void *conf, c
 			if (cn_str_eq_cstr(key, t[di].name))
 				break;
 		if (di == n) {
-			rc = conf_fail(err, errcap, "%s: unknown key '%.*s'", where, (int)key.len,
+			rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: unknown key '%.*s'", where, (int)key.len,
 				       key.p);
 			goto out_free_seen;
 		}
 		if (seen_line[di]) {
-			rc = conf_fail(err, errcap, "%s: '%s' set again (first set on line %d)",
+			rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: '%s' set again (first set on line %d)",
 				       where, t[di].name, seen_line[di]);
 			goto out_free_seen;
 		}
@@ -305,18 +290,18 @@ int cn_conf_load(const struct cn_conf_directive *t, size_t n, void *conf, const 
 		return cn_conf_load_text(t, n, conf, "", 0, "defaults", err, errcap);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return conf_fail(err, errcap, "cannot open config '%s': %s", path, strerror(errno));
+		return cn_fail(CN_E_CONFIG, err, errcap, "cannot open config '%s': %s", path, strerror(errno));
 	cn_buf_init(&text, CN_CONF_MAX_FILE);
 	while ((got = read(fd, chunk, sizeof(chunk))) != 0) {
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0) {
-			rc = conf_fail(err, errcap, "cannot read config '%s': %s", path,
+			rc = cn_fail(CN_E_CONFIG, err, errcap, "cannot read config '%s': %s", path,
 				       strerror(errno));
 			goto out_close;
 		}
 		if (cn_buf_append(&text, chunk, (size_t)got) < 0) {
-			rc = conf_fail(err, errcap, "%s: larger than %d bytes", path,
+			rc = cn_fail(CN_E_CONFIG, err, errcap, "%s: larger than %d bytes", path,
 				       CN_CONF_MAX_FILE);
 			goto out_close;
 		}

@@ -12,21 +12,6 @@
 #include "cn_json.h"
 #include "cn_time.h"
 
-static int env_fail(char *err, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
-
-static int env_fail(char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && cap) {
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return CN_E_MALFORMED;
-}
-
 static bool type_ok(const char *s)
 {
 	size_t n = strlen(s);
@@ -75,11 +60,11 @@ int cn_envelope_decode(const char *p, size_t n, struct cn_envelope *env, char *e
 		return CN_E_TOO_BIG;
 	}
 	if (rc < 0)
-		return env_fail(err, errcap,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 				"envelope is not one JSON document (syntax, nesting deeper than %d, or a repeated key)",
 				CN_ENV_MAX_DEPTH);
 	if (!cJSON_IsObject(root)) {
-		rc = env_fail(err, errcap, "envelope is not a JSON object");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "envelope is not a JSON object");
 		goto out_free_root;
 	}
 	for (const cJSON *c = root->child; c; c = c->next) {
@@ -88,39 +73,39 @@ int cn_envelope_decode(const char *p, size_t n, struct cn_envelope *env, char *e
 			if (strcmp(c->string, members[i]) == 0)
 				break;
 		if (i == sizeof(members) / sizeof(*members)) {
-			rc = env_fail(err, errcap, "envelope has unknown member '%.40s'", c->string);
+			rc = cn_fail(CN_E_MALFORMED, err, errcap, "envelope has unknown member '%.40s'", c->string);
 			goto out_free_root;
 		}
 	}
 	rc = cn_json_get_i64(root, "v", 0, INT32_MAX, &v);
 	if (rc < 0 || v != CN_ENV_VERSION) {
-		rc = env_fail(err, errcap, "envelope 'v' must be %d", CN_ENV_VERSION);
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "envelope 'v' must be %d", CN_ENV_VERSION);
 		goto out_free_root;
 	}
 	if (cn_json_copy_str(root, "type", env->type, sizeof(env->type)) < 0 || !type_ok(env->type)) {
-		rc = env_fail(err, errcap,
+		rc = cn_fail(CN_E_MALFORMED, err, errcap,
 			      "envelope 'type' must be a name of 1-%d chars [a-z0-9_.] starting with a letter",
 			      CN_ENV_TYPE_MAX);
 		goto out_free_root;
 	}
 	if (cn_json_copy_str(root, "id", env->id, sizeof(env->id)) < 0 || !id_ok(env->id)) {
-		rc = env_fail(err, errcap, "envelope 'id' must be 1-%d chars [A-Za-z0-9_-]",
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "envelope 'id' must be 1-%d chars [A-Za-z0-9_-]",
 			      CN_ENV_ID_MAX);
 		goto out_free_root;
 	}
 	if (cn_json_get_i64(root, "seq", 0, CN_JSON_MAX_SAFE_INT, &seq) < 0) {
-		rc = env_fail(err, errcap, "envelope 'seq' must be an integer 0..2^53-1");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "envelope 'seq' must be an integer 0..2^53-1");
 		goto out_free_root;
 	}
 	env->seq = (uint64_t)seq;
 	if (cn_json_get_str(root, "time", &s) < 0 ||
 	    cn_time_parse_rfc3339(s.p, s.len, &env->time_ms) < 0) {
-		rc = env_fail(err, errcap, "envelope 'time' must be an RFC 3339 date-time");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "envelope 'time' must be an RFC 3339 date-time");
 		goto out_free_root;
 	}
 	body = cJSON_GetObjectItemCaseSensitive(root, "body");
 	if (!cJSON_IsObject(body)) {
-		rc = env_fail(err, errcap, "envelope 'body' must be a JSON object");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "envelope 'body' must be a JSON object");
 		goto out_free_root;
 	}
 	env->body = cJSON_DetachItemViaPointer(root, body);

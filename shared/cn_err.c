@@ -1,6 +1,8 @@
 /* cn_err.c: text for Canopy return codes. */
 #include "cn_err.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 
 const char *cn_strerror(int err)
@@ -20,4 +22,16 @@ const char *cn_strerror(int err)
 	if (err < 0 && err > -4096)
 		return strerror(-err);
 	return "unknown error";
+}
+
+int cn_fail(int rc, char *err, size_t cap, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (err && cap) {
+		va_start(ap, fmt);
+		vsnprintf(err, cap, fmt, ap);
+		va_end(ap);
+	}
+	return rc;
 }

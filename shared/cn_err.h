@@ -16,6 +16,12 @@ enum {
 	CN_E_FULL = -1007,      /* bounded queue or buffer full */
 };
 
+#include <stddef.h>
+
+/* Writes the reason into err (when err and cap are set) and returns rc: what every parser
+ * of untrusted input does to say precisely why it refused. */
+int cn_fail(int rc, char *err, size_t cap, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 /* Human-readable text for a negative return value; never NULL. */
 const char *cn_strerror(int err);
 

@@ -9,21 +9,6 @@
 #include "cn_err.h"
 #include "cn_json.h"
 
-static int fail(int rc, char *err, size_t cap, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(int rc, char *err, size_t cap, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && cap) {
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
-
 static const char *const std_claims[] = { "iss", "sub", "tenant", "jti", "scope",
 					   "iat", "nbf", "exp" };
 
@@ -123,14 +108,14 @@ static int get_claim_str(const cJSON *p, const char *k, bool required, char *dst
 		return 0;
 	}
 	if (rc == -ENOENT)
-		return fail(CN_E_MALFORMED, err, errcap, "token claim '%s' missing", k);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token claim '%s' missing", k);
 	if (rc == -ENOSPC)
-		return fail(CN_E_MALFORMED, err, errcap, "token claim '%s' longer than %zu bytes", k,
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token claim '%s' longer than %zu bytes", k,
 			    cap - 1);
 	if (rc < 0)
-		return fail(CN_E_MALFORMED, err, errcap, "token claim '%s' is not a string", k);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token claim '%s' is not a string", k);
 	if (required && !dst[0])
-		return fail(CN_E_MALFORMED, err, errcap, "token claim '%s' is empty", k);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token claim '%s' is empty", k);
 	return 0;
 }
 
@@ -145,9 +130,9 @@ static int get_claim_time(const cJSON *p, const char *k, bool required, int64_t 
 		return 0;
 	}
 	if (rc == -ENOENT)
-		return fail(CN_E_MALFORMED, err, errcap, "token claim '%s' missing", k);
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token claim '%s' missing", k);
 	if (rc < 0)
-		return fail(CN_E_MALFORMED, err, errcap,
+		return cn_fail(CN_E_MALFORMED, err, errcap,
 			    "token claim '%s' is not a positive integer time", k);
 	return 0;
 }
@@ -159,11 +144,11 @@ int cn_jwt_claims_parse(const char *json, size_t len, struct cn_jwt_claims *c, c
 	int rc = cn_json_parse(json, len, CN_JWT_MAX_PAYLOAD, 16, &p);
 
 	if (rc < 0)
-		return fail(rc == CN_E_TOO_BIG ? CN_E_TOO_BIG : CN_E_MALFORMED, err, errcap,
+		return cn_fail(rc == CN_E_TOO_BIG ? CN_E_TOO_BIG : CN_E_MALFORMED, err, errcap,
 			    "token payload is not a valid JSON document");
 	memset(c, 0, sizeof(*c));
 	if (!cJSON_IsObject(p)) {
-		rc = fail(CN_E_MALFORMED, err, errcap, "token payload is not a JSON object");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "token payload is not a JSON object");
 		goto out_free_payload;
 	}
 	if ((rc = get_claim_str(p, "iss", false, c->iss, sizeof(c->iss), err, errcap)) < 0 ||
@@ -193,35 +178,35 @@ static int check_header(const uint8_t *json, size_t len, char *kid, size_t kidca
 	int rc = cn_json_parse((const char *)json, len, CN_JWT_MAX_HEADER, 4, &h);
 
 	if (rc < 0)
-		return fail(CN_E_MALFORMED, err, errcap, "token header is not a valid JSON document");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token header is not a valid JSON document");
 	if (!cJSON_IsObject(h)) {
-		rc = fail(CN_E_MALFORMED, err, errcap, "token header is not a JSON object");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "token header is not a JSON object");
 		goto out_free_header;
 	}
 	rc = cn_json_get_str(h, "alg", &s);
 	if (rc == -ENOENT) {
-		rc = fail(CN_E_BAD_ALG, err, errcap, "token header has no 'alg'");
+		rc = cn_fail(CN_E_BAD_ALG, err, errcap, "token header has no 'alg'");
 		goto out_free_header;
 	}
 	if (rc < 0 || !cn_str_eq_cstr(s, "EdDSA")) {
-		rc = fail(CN_E_BAD_ALG, err, errcap, "token alg '%.32s' not accepted (only EdDSA)",
+		rc = cn_fail(CN_E_BAD_ALG, err, errcap, "token alg '%.32s' not accepted (only EdDSA)",
 			  rc < 0 ? "?" : s.p);
 		goto out_free_header;
 	}
 	rc = cn_json_get_str(h, "typ", &s);
 	if (rc != -ENOENT && (rc < 0 || !cn_str_eq_cstr(s, "JWT"))) {
-		rc = fail(CN_E_MALFORMED, err, errcap, "token typ is not 'JWT'");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "token typ is not 'JWT'");
 		goto out_free_header;
 	}
 	/* RFC 7515 4.1.11: we understand no extensions, so any crit makes it unusable. */
 	if (cJSON_GetObjectItemCaseSensitive(h, "crit")) {
-		rc = fail(CN_E_MALFORMED, err, errcap, "token header has unsupported 'crit'");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "token header has unsupported 'crit'");
 		goto out_free_header;
 	}
 	kid[0] = '\0';
 	rc = cn_json_copy_str(h, "kid", kid, kidcap);
 	if (rc < 0 && rc != -ENOENT) {
-		rc = fail(CN_E_MALFORMED, err, errcap, "token kid is not a short string");
+		rc = cn_fail(CN_E_MALFORMED, err, errcap, "token kid is not a short string");
 		goto out_free_header;
 	}
 	rc = 0;
@@ -243,23 +228,23 @@ int cn_jwt_verify(const char *tok, size_t len, struct cn_ed25519 *const *keys, s
 	if (payload)
 		*payload = NULL;
 	if (len > CN_JWT_MAX_TOKEN)
-		return fail(CN_E_TOO_BIG, err, errcap, "token longer than %d bytes",
+		return cn_fail(CN_E_TOO_BIG, err, errcap, "token longer than %d bytes",
 			    CN_JWT_MAX_TOKEN);
 	dot1 = memchr(tok, '.', len);
 	dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - tok)) : NULL;
 	if (!dot1 || !dot2 || memchr(dot2 + 1, '.', len - (size_t)(dot2 + 1 - tok)))
-		return fail(CN_E_MALFORMED, err, errcap, "token does not have three segments");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token does not have three segments");
 	d1 = (size_t)(dot1 - tok);
 	d2 = (size_t)(dot2 - tok);
 	if (d1 == 0 || d2 == d1 + 1 || d2 + 1 == len)
-		return fail(CN_E_MALFORMED, err, errcap, "token has an empty segment");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token has an empty segment");
 	if (cn_base64_decode(CN_B64_URL, tok, d1, hdr, sizeof(hdr), &hlen) < 0)
-		return fail(CN_E_MALFORMED, err, errcap, "token header is not base64url");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token header is not base64url");
 	if ((rc = check_header(hdr, hlen, kid, sizeof(kid), err, errcap)) < 0)
 		return rc;
 	if (cn_base64_decode(CN_B64_URL, dot2 + 1, len - d2 - 1, sig, sizeof(sig), &slen) < 0 ||
 	    slen != CN_ED25519_SIG_LEN)
-		return fail(CN_E_MALFORMED, err, errcap, "token signature is not 64 base64url bytes");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token signature is not 64 base64url bytes");
 	rc = CN_E_BAD_SIG;
 	for (size_t i = 0; i < nkeys && rc < 0; i++) {
 		char id[32];
@@ -268,19 +253,19 @@ int cn_jwt_verify(const char *tok, size_t len, struct cn_ed25519 *const *keys, s
 		rc = cn_ed25519_verify(keys[i], tok, d2, sig, slen);
 	}
 	if (rc < 0)
-		return fail(CN_E_BAD_SIG, err, errcap,
+		return cn_fail(CN_E_BAD_SIG, err, errcap,
 			    kid[0] ? "token signature does not verify with key '%s'"
 				   : "token signature does not verify%s",
 			    kid);
 	if (cn_base64_decode(CN_B64_URL, dot1 + 1, d2 - d1 - 1, pay, sizeof(pay), &plen) < 0)
-		return fail(CN_E_MALFORMED, err, errcap, "token payload is not base64url");
+		return cn_fail(CN_E_MALFORMED, err, errcap, "token payload is not base64url");
 	if ((rc = cn_jwt_claims_parse((const char *)pay, plen, c, payload, err, errcap)) < 0)
 		return rc;
 	if (now - leeway >= c->exp)
-		rc = fail(CN_E_EXPIRED, err, errcap, "token expired %lld s ago",
+		rc = cn_fail(CN_E_EXPIRED, err, errcap, "token expired %lld s ago",
 			  (long long)(now - c->exp));
 	else if (c->nbf && now + leeway < c->nbf)
-		rc = fail(CN_E_NOT_YET, err, errcap, "token not valid for another %lld s",
+		rc = cn_fail(CN_E_NOT_YET, err, errcap, "token not valid for another %lld s",
 			  (long long)(c->nbf - now));
 	if (rc < 0 && payload) {
 		cJSON_Delete(*payload);
