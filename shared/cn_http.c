@@ -577,6 +577,8 @@ int cn_http_metrics(struct cn_buf *out, void *server)
 
 void cn_http_close(struct cn_http_server *s)
 {
+	if (!s)
+		return;
 	/* The vhost and its connections went with the lws context (cn_loop_destroy),
 	 * which may still have read our protocols table until then. */
 	g_hash_table_destroy(s->deferred);
