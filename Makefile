@@ -16,8 +16,9 @@ CC ?= cc
 CLANG ?= clang
 PYTHON ?= /usr/bin/python3
 PKGS := glib-2.0 libwebsockets openssl libcjson expat
-# The edge also records and analyses video (FFmpeg) and keeps its index in SQLite.
-EDGE_PKGS := libavformat libavcodec libavutil libswscale sqlite3
+# The edge also records and analyses video (FFmpeg), keeps its index in SQLite and talks
+# to analytics workers over nanomsg.
+EDGE_PKGS := libavformat libavcodec libavutil libswscale sqlite3 nanomsg
 TESTCAM_PKGS := gstreamer-rtsp-server-1.0 gstreamer-1.0 gstreamer-video-1.0
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 

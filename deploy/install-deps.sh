@@ -11,6 +11,8 @@ packages=(
 	libssl-dev libglib2.0-dev libwebsockets-dev libcjson-dev libexpat1-dev
 	# edge: FFmpeg for RTSP ingest, fMP4 muxing and motion decoding; SQLite for its index
 	libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libsqlite3-dev
+	# edge: nanomsg for analytics workers on the site LAN (ipc:// or tcp://)
+	libnanomsg-dev
 	# fuzzing: clang with libFuzzer and the sanitizer runtimes
 	clang libclang-rt-14-dev
 	# integration tests: pytest and friends under Debian's /usr/bin/python3

@@ -20,6 +20,9 @@ struct edge_conf {
 	int64_t archive_quota;
 	int64_t archive_max_percent;
 	int64_t retention_interval;
+	char *analytics_listen;
+	char *analytics_publish;
+	int64_t analytics_silence;
 };
 
 struct edge {
@@ -32,6 +35,7 @@ struct edge {
 	struct edge_cameras cams;
 	struct edge_retention retention;
 	struct edge_exporter exporter;
+	struct edge_analytics analytics;
 	guint retention_timer;
 };
 

@@ -102,6 +102,8 @@ static void apply(struct edge_cameras *c, const struct edge_camcfg *doc)
 		}
 	}
 	*c->cfg = *doc;
+	if (c->on_apply)
+		c->on_apply(doc, c->on_apply_arg);
 }
 
 static void reap(struct edge_cameras *c)
@@ -165,12 +167,15 @@ static gboolean poll_file(gpointer data)
 }
 
 int edge_cameras_start(struct edge_cameras *c, struct cn_loop *l, const char *cameras_file,
-		       const struct edge_ingest_opts *opts)
+		       const struct edge_ingest_opts *opts,
+		       void (*on_apply)(const struct edge_camcfg *doc, void *arg), void *arg)
 {
 	char err[512];
 	int rc;
 
 	memset(c, 0, sizeof(*c));
+	c->on_apply = on_apply;
+	c->on_apply_arg = arg;
 	c->opts = *opts;
 	cn_strlcpy(c->cameras_file, cameras_file, sizeof(c->cameras_file));
 	c->stopping = g_ptr_array_new();

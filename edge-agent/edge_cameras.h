@@ -22,12 +22,16 @@ struct edge_cameras {
 	char config_error[512];   /* last rejected document, empty when the current one loaded */
 	uint64_t config_loads, config_errors;
 	guint poll_id;
+	/* told the new document after each change (e.g. the analytics endpoint) */
+	void (*on_apply)(const struct edge_camcfg *doc, void *arg);
+	void *on_apply_arg;
 };
 
 /* Reads cameras_file (a missing file means no cameras) and starts an ingest per camera.
  * A bad document at start-up is an error; later bad edits are refused and reported. */
 int edge_cameras_start(struct edge_cameras *c, struct cn_loop *l, const char *cameras_file,
-		       const struct edge_ingest_opts *opts);
+		       const struct edge_ingest_opts *opts,
+		       void (*on_apply)(const struct edge_camcfg *doc, void *arg), void *arg);
 /* Re-reads the file if it changed: new cameras start, removed ones stop, changed ones
  * update live (or reconnect when URL or credentials changed). */
 void edge_cameras_reload(struct edge_cameras *c);

@@ -577,3 +577,16 @@ int edge_index_protect_list(struct edge_index *ix, const char *camera,
 	sqlite3_finalize(st);
 	return rc == SQLITE_DONE ? 0 : db_err(ix, "list protected ranges");
 }
+
+int edge_index_last_event_seq(struct edge_index *ix, int64_t *seq)
+{
+	sqlite3_stmt *st;
+	int rc = prepare(ix, "SELECT COALESCE(MAX(seq), 0) FROM events", &st);
+
+	if (rc < 0)
+		return rc;
+	rc = sqlite3_step(st);
+	*seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	sqlite3_finalize(st);
+	return rc == SQLITE_ROW ? 0 : db_err(ix, "last event");
+}

@@ -76,6 +76,8 @@ int edge_index_protect_list(struct edge_index *ix, const char *camera,
 /* Appends an event to the outbox; seq is the per-edge sequence (also the row id). */
 int edge_index_event_add(struct edge_index *ix, const char *id, const char *camera,
 			 const char *type, int64_t time_ms, const char *payload_json, int64_t *seq);
+/* Sequence of the newest event (0 when none). */
+int edge_index_last_event_seq(struct edge_index *ix, int64_t *seq);
 int edge_index_events_since(struct edge_index *ix, int64_t since_seq, int limit,
 			    int (*fn)(int64_t seq, const char *payload_json, void *arg), void *arg);
 

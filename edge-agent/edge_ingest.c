@@ -254,7 +254,8 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 	AVStream *st = ic->streams[vi];
 	AVPacket *pkt = av_packet_alloc();
 	int64_t win_start = cn_time_mono_ms(), win_pkts = 0, win_bytes = 0;
-	int64_t pause_until = 0, next_dts = AV_NOPTS_VALUE, last_dur = 0;
+	int64_t pause_until = 0, next_dts = AV_NOPTS_VALUE, last_dur = 0, fallback_check = 0;
+	bool fallback = false;
 	char errbuf[128];
 	bool disk_full = false;
 	struct prerec *pre = calloc(1, sizeof(*pre));
@@ -308,8 +309,15 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 					 ? atomic_load(&g->motion_active) ||
 						   now_mono < atomic_load(&g->motion_until_mono)
 					 : now_mono < atomic_load(&g->event_until_mono);
+		/* A camera whose analytics worker fell silent records continuously: no
+		 * analytics must not mean no footage. */
+		if (now_mono - fallback_check >= 1000) {
+			fallback_check = now_mono;
+			fallback = edge_analytics_fallback(g->opts.analytics, g->cfg.id);
+		}
 		bool record = (g->cfg.recording == EDGE_REC_CONTINUOUS && scheduled) ||
-			      (motion_mode && triggered);
+			      (motion_mode && triggered) ||
+			      (fallback && g->cfg.recording != EDGE_REC_OFF);
 		int64_t pre_ms = (int64_t)g->cfg.pre_record_s * 1000;
 		if (now_mono - win_start >= RATE_WINDOW_MS) {
 			g->st.fps = (double)win_pkts * 1000.0 / (double)(now_mono - win_start);

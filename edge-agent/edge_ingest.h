@@ -9,6 +9,7 @@
 #include <glib.h>
 
 #include "edge_camcfg.h"
+#include "edge_analytics.h"
 #include "edge_segment.h"
 
 enum edge_cam_state {
@@ -27,6 +28,7 @@ struct edge_ingest_opts {
 	int64_t segment_ms;
 	int64_t timeout_ms;     /* per network operation (connect, describe, each read) */
 	int64_t backoff_max_ms; /* reconnect delay cap */
+	struct edge_analytics *analytics; /* for the silent-worker fallback; may be NULL */
 };
 
 /* A consistent snapshot, read by the main loop for the API and metrics. */

@@ -28,7 +28,18 @@ static const struct cn_conf_directive edge_directives[] = {
 	  "90", NULL, "keep the archive's filesystem below this use, deleting the oldest footage" },
 	{ "retention_interval", CN_CONF_DURATION, offsetof(struct edge_conf, retention_interval), 1000,
 	  3600000, "10s", NULL, "how often retention checks ages and quotas" },
+	{ "analytics_listen", CN_CONF_STRING, offsetof(struct edge_conf, analytics_listen), 0, 250, "",
+	  NULL, "nanomsg endpoint (ipc:// or tcp://) where analytics workers push detections; empty: off" },
+	{ "analytics_publish", CN_CONF_STRING, offsetof(struct edge_conf, analytics_publish), 0, 250, "",
+	  NULL, "nanomsg endpoint where events are published to workers (\"event.<camera> <json>\"); empty: off" },
+	{ "analytics_silence", CN_CONF_DURATION, offsetof(struct edge_conf, analytics_silence), 1000,
+	  3600000, "30s", NULL, "a camera's worker silent this long: the camera records continuously until it is back" },
 };
+
+static void cameras_applied(const struct edge_camcfg *doc, void *arg)
+{
+	edge_analytics_set_cameras(arg, doc);
+}
 
 /* Hands the retention worker a copy of what it needs: it never reads live config. */
 static gboolean retention_tick(gpointer data)
@@ -96,9 +107,16 @@ static int edge_start(struct cn_daemon *d)
 	opts.segment_ms = e->conf->segment_duration;
 	opts.timeout_ms = e->conf->rtsp_timeout;
 	opts.backoff_max_ms = e->conf->reconnect_max;
+	opts.analytics = &e->analytics;
+	if ((rc = edge_analytics_start(&e->analytics, e->conf->analytics_listen, e->conf->analytics_publish,
+				       e->index_path, e->conf->analytics_silence)) < 0)
+		return rc;
 	if ((rc = edge_retention_start(&e->retention, e->archive_dir, e->index_path)) < 0)
 		return rc;
-	if ((rc = edge_cameras_start(&e->cams, &d->loop, e->cameras_file, &opts)) < 0)
+	if ((rc = edge_cameras_start(&e->cams, &d->loop, e->cameras_file, &opts, cameras_applied,
+				     &e->analytics)) < 0)
+		return rc;
+	if ((rc = cn_metrics_add_collector(edge_analytics_metrics, &e->analytics)) < 0)
 		return rc;
 	retention_tick(e);
 	e->retention_timer = cn_loop_every(&d->loop, (unsigned)e->conf->retention_interval,
@@ -117,7 +135,9 @@ static void edge_stop(struct cn_daemon *d)
 	if (e->retention_timer)
 		g_source_remove(e->retention_timer);
 	e->retention_timer = 0;
+	cn_metrics_remove_collector(edge_analytics_metrics, &e->analytics);
 	edge_cameras_stop(&e->cams);
+	edge_analytics_stop(&e->analytics);
 	edge_retention_stop(&e->retention);
 	edge_export_shutdown(&e->exporter);
 	edge_index_close(e->ix);

@@ -15,9 +15,12 @@ enum {
 	QMAX = 1020,       /* largest 2x2 sum */
 	BG_MAX = QMAX << BG_FRAC,
 	LEARN_FRAMES = 4,  /* frames that only build the background */
-	K_BG = 3,          /* unchanged pixels follow the frame at 1/8 per frame */
+	/* Unchanged pixels follow the frame at 1/32 per frame: slow enough to average over
+	 * several GOPs, as compressed video freezes its noise between key frames. */
+	K_BG = 5,
 	K_FG = 9,          /* changed pixels at 1/512: objects passing barely stain it */
-	NOISE_RATE = 16,   /* the noise estimate follows each frame's measure at 1/16 */
+	NOISE_UP = 4,      /* the noise estimate rises at 1/4 of the gap (key frames) ... */
+	NOISE_DOWN = 32,   /* ... and falls at 1/32 */
 	NB = 16,           /* brightness buckets for the lighting fit, 16 luma each */
 	NB_SHIFT = 6,      /* background q >> NB_SHIFT = bucket */
 	JBINS = 256,       /* per bucket, frame - background in 1-luma bins over +-128 luma */
@@ -29,6 +32,9 @@ enum {
 	RELIGHT_Q = 8,     /* lighting steps from 2 luma are applied to the background */
 	HOT_MIN_PX = 2,    /* one changed pixel never makes a cell hot ... */
 	HOT_FRAC_DIV = 20, /* ... nor does less than 5% of the cell */
+	SUDDEN_FRAMES = 3, /* a scene change turns most of its area hot within 3 frames */
+	STAT_PX = 3000,    /* global statistics want at least this many samples ... */
+	MAX_STAT_SHIFT = 3, /* ... from at least every 8th row */
 	MIN_CELL_PX = 4,   /* each cell must cover this many frame pixels across and down */
 };
 
@@ -42,7 +48,8 @@ enum {
 struct cell {
 	uint32_t changed; /* pixels off the background this frame */
 	uint32_t moved;   /* pixels off the previous frame */
-	bool hot;         /* on the last detection frame */
+	int hot_frames;   /* consecutive detection frames hot, saturating at SUDDEN_FRAMES + 1 */
+	int learn;        /* frames left relearning after an absorb; not analysed meanwhile */
 	bool still;       /* hot but not moving since still_since */
 	int64_t still_since;
 };
@@ -57,8 +64,13 @@ struct edge_motion {
 	int cx[EDGE_MOTION_GRID_MAX_COLS + 1];
 	int cy[EDGE_MOTION_GRID_MAX_ROWS + 1];
 	int64_t analysed_px; /* analysis pixels in analysed cells */
+	/* Global statistics (lighting, noise) sample every (1 << stat_shift)th row, enough
+	 * for their medians at a fraction of the cost; stat_n pixels per frame. */
+	int stat_shift;
+	int64_t stat_n;
 	float sens_q;        /* sensitivity part of the threshold, q */
 	float noise_q;       /* running noise sigma of the residual, q */
+	bool noise_known;    /* noise_q has been measured */
 	int learn;           /* frames learned since (re)start; detection from LEARN_FRAMES */
 	struct cell cells[EDGE_MOTION_GRID_MAX_ROWS][EDGE_MOTION_GRID_MAX_COLS];
 	/* lighting fit: per background-brightness bucket, a histogram of frame - background */
@@ -201,6 +213,8 @@ int edge_motion_new(const struct edge_motion_cfg *cfg, struct edge_motion **out)
 				m->analysed_px += (int64_t)(m->cx[c + 1] - m->cx[c]) *
 						  (m->cy[r + 1] - m->cy[r]);
 	}
+	while (m->stat_shift < MAX_STAT_SHIFT && (m->analysed_px >> (m->stat_shift + 1)) >= STAT_PX)
+		m->stat_shift++;
 	m->sens_q = (float)(4.0 * SENS_BASE_LUMA *
 			    exp2((100 - cfg->sensitivity) / SENS_DOUBLING));
 	*out = m;
@@ -215,7 +229,7 @@ static void forget_cells(struct edge_motion *m)
 {
 	for (int r = 0; r < EDGE_MOTION_GRID_MAX_ROWS; r++)
 		for (int c = 0; c < EDGE_MOTION_GRID_MAX_COLS; c++)
-			m->cells[r][c].hot = m->cells[r][c].still = false;
+			m->cells[r][c] = (struct cell){ 0 };
 }
 
 void edge_motion_reset(struct edge_motion *m)
@@ -240,13 +254,14 @@ static int bg_q(uint16_t bg)
 	return (bg + (1 << (BG_FRAC - 1))) >> BG_FRAC;
 }
 
-/* Pass 1: 2x2 sums of the analysed cells into cur, and for the lighting fit the
- * histogram of frame - background per background-brightness bucket (meaningless until
- * a background exists; the caller then ignores it). */
+/* Pass 1: 2x2 sums of the analysed cells into cur, and on sampled rows, for the
+ * lighting fit, the histogram of frame - background per background-brightness band
+ * (meaningless until a background exists; the caller then ignores it). */
 static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdiff_t stride)
 {
+	int sample = (1 << m->stat_shift) - 1;
+
 	memset(m->jh, 0, sizeof(m->jh));
-	memset(m->bn, 0, sizeof(m->bn));
 	memset(m->bsum, 0, sizeof(m->bsum));
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
 		uint32_t bits = m->cfg.mask[r];
@@ -262,6 +277,12 @@ static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdif
 			for (int c = 0; c < m->cfg.grid_cols; c++) {
 				if (!(bits >> c & 1))
 					continue;
+				if (y & sample) {
+					for (int x = m->cx[c]; x < m->cx[c + 1]; x++)
+						cur[x] = (uint16_t)(p0[2 * x] + p0[2 * x + 1] + p1[2 * x] +
+								    p1[2 * x + 1]);
+					continue;
+				}
 				for (int x = m->cx[c]; x < m->cx[c + 1]; x++) {
 					int s = p0[2 * x] + p0[2 * x + 1] + p1[2 * x] + p1[2 * x + 1];
 					int b = bg_q(bg[x]);
@@ -271,11 +292,17 @@ static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdif
 					cur[x] = (uint16_t)s;
 					j = j < 0 ? 0 : j >= JBINS ? JBINS - 1 : j;
 					m->jh[b >> NB_SHIFT][j]++;
-					m->bn[b >> NB_SHIFT]++;
 					m->bsum[b >> NB_SHIFT] += (uint64_t)b;
 				}
 			}
 		}
+	}
+	m->stat_n = 0;
+	for (int i = 0; i < NB; i++) {
+		m->bn[i] = 0;
+		for (int j = 0; j < JBINS; j++)
+			m->bn[i] += m->jh[i][j];
+		m->stat_n += m->bn[i];
 	}
 }
 
@@ -313,62 +340,80 @@ static float band_level(const uint32_t *h)
 	return hist_rank(h + lo, hi - lo + 1, (n + 1) / 2, -512.0f - 0.5f + 4.0f * (float)lo, 4.0f);
 }
 
-/* Population of the used bands whose median lies within REJECT_Q of the line
- * d = a + s * (b - mid); marks them in inl when given. */
-static float line_support(const float *c, const float *med, const float *w, const bool *use,
-			 float a, float s, float mid, bool *inl)
+/* The lighting line's expected difference (q) for background level b, clipped as the
+ * camera clips. */
+static float line_at(float a, float s, float mid, float b)
 {
-	float sup = 0.0f;
+	float v = a + s * (b - mid);
+
+	return v < -b ? -b : v > (float)QMAX - b ? (float)QMAX - b : v;
+}
+
+/* Pixels whose difference lies within the line's reach: per band, noise plus the
+ * spread the slope gives across the band's 16 luma. From cumulative histograms. */
+static int64_t line_support(const struct edge_motion *m, const uint32_t (*cum)[JBINS + 1],
+			    const float *c, float a, float s, float mid)
+{
+	float win = REJECT_Q + 2.0f * m->noise_q + fabsf(s) * (float)(1 << NB_SHIFT) / 2.0f;
+	int64_t sup = 0;
 
 	for (int i = 0; i < NB; i++) {
-		bool in = use[i] && fabsf(med[i] - a - s * (c[i] - mid)) <= REJECT_Q;
+		float d;
+		int lo, hi;
 
-		if (in)
-			sup += w[i];
-		if (inl)
-			inl[i] = in;
+		if (!m->bn[i])
+			continue;
+		d = line_at(a, s, mid, c[i]);
+		/* bin j holds differences [4j - 512, 4j - 508) q */
+		lo = (int)floorf((d - win + 512.0f) / 4.0f);
+		hi = (int)floorf((d + win + 512.0f) / 4.0f);
+		lo = lo < 0 ? 0 : lo > JBINS ? JBINS : lo;
+		hi = hi < -1 ? -1 : hi > JBINS - 1 ? JBINS - 1 : hi;
+		if (hi >= lo)
+			sup += cum[i][hi + 1] - cum[i][lo];
 	}
 	return sup;
 }
 
 /* Global lighting model: frame - background = a + s * (background - mid). Each
- * brightness band's level (band_level) is one point; the line is the one through one or
- * two of those points that the largest population agrees with, if that is more than
- * half of it, else no change; then refined by weighted least squares over the bands
- * that agree. Bands taken over by an object disagree and are left out, so a large object
- * over one brightness level does not relight the whole view. */
+ * brightness band's level (band_level) is a point; candidate lines go through one
+ * (offset only) or two of them. The candidate that the most pixels agree with wins if
+ * that is more than half of them and more than agree with no change; no change wins
+ * otherwise. Counting pixels, not bands, keeps a large object from passing for
+ * lighting: its bands may agree with each other, but its pixels are a minority. The
+ * winner is refined by weighted least squares over the bands whose level it explains. */
 static void fit_light(struct edge_motion *m)
 {
+	static const float no_slope = 0.0f;
 	float c[NB], med[NB], w[NB];
-	bool use[NB], inl[NB];
-	float a = 0.0f, s = 0.0f, mid = 0.0f, best;
-	float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0, total = 0;
-	int64_t minpop = m->analysed_px / 32;
+	bool use[NB];
+	float a = 0.0f, s = no_slope, mid = 0.0f;
+	float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0;
+	uint32_t cum[NB][JBINS + 1];
+	int64_t best, minpop = m->stat_n / 32;
 
 	for (int i = 0; i < NB; i++) {
-		use[i] = m->bn[i] > 0 && (int64_t)m->bn[i] >= minpop;
 		c[i] = med[i] = w[i] = 0.0f;
-		if (!use[i])
+		cum[i][0] = 0;
+		for (int j = 0; j < JBINS; j++)
+			cum[i][j + 1] = cum[i][j] + m->jh[i][j];
+		use[i] = m->bn[i] > 0 && (int64_t)m->bn[i] >= minpop;
+		if (!m->bn[i])
 			continue;
 		w[i] = (float)m->bn[i];
 		c[i] = (float)m->bsum[i] / w[i];
 		med[i] = band_level(m->jh[i]);
-		/* A band the camera clips says nothing about gain (the table below clips),
-		 * nor does one off the histogram. */
+		/* A band the camera clips says nothing about gain, nor does one off the
+		 * histogram. */
 		if (c[i] + med[i] >= SAT_HI || c[i] + med[i] <= SAT_LO || med[i] <= -500.0f ||
 		    med[i] >= 500.0f)
 			use[i] = false;
-		else
-			total += w[i];
 	}
-	/* No change unless a line has the majority: an object covering half the view must
-	 * not pass for lighting. */
-	best = line_support(c, med, w, use, 0.0f, 0.0f, 0.0f, NULL);
-	if (best * 2.0f <= total)
-		best = total / 2.0f;
+	best = line_support(m, cum, c, 0.0f, 0.0f, 0.0f);
 	for (int i = 0; i < NB; i++) {
 		for (int j = i; j < NB && use[i]; j++) {
-			float cs = 0.0f, sup;
+			float cs = 0.0f;
+			int64_t sup;
 
 			if (!use[j])
 				continue;
@@ -381,8 +426,8 @@ static void fit_light(struct edge_motion *m)
 				if (cs < -0.75f || cs > 3.0f)
 					continue;
 			}
-			sup = line_support(c, med, w, use, med[i], cs, c[i], NULL);
-			if (sup > best) {
+			sup = line_support(m, cum, c, med[i], cs, c[i]);
+			if (sup > best && sup * 2 > m->stat_n) {
 				best = sup;
 				a = med[i];
 				s = cs;
@@ -390,9 +435,10 @@ static void fit_light(struct edge_motion *m)
 			}
 		}
 	}
-	line_support(c, med, w, use, a, s, mid, inl);
 	for (int i = 0; i < NB; i++)
-		if (inl[i]) {
+		use[i] = use[i] && fabsf(med[i] - line_at(a, s, mid, c[i])) <= REJECT_Q;
+	for (int i = 0; i < NB; i++)
+		if (use[i]) {
 			sw += w[i];
 			swc += w[i] * c[i];
 			swm += w[i] * med[i];
@@ -401,7 +447,7 @@ static void fit_light(struct edge_motion *m)
 		mid = swc / sw;
 		a = swm / sw;
 		for (int i = 0; i < NB; i++)
-			if (inl[i]) {
+			if (use[i]) {
 				sxx += w[i] * (c[i] - mid) * (c[i] - mid);
 				sxy += w[i] * (c[i] - mid) * (med[i] - a);
 			}
@@ -411,20 +457,16 @@ static void fit_light(struct edge_motion *m)
 	}
 	m->relight = false;
 	for (int i = 0; i < NB; i++)
-		if (inl[i] && fabsf(a + s * (c[i] - mid)) >= RELIGHT_Q)
+		if (use[i] && fabsf(line_at(a, s, mid, c[i])) >= RELIGHT_Q)
 			m->relight = true;
-	for (int b = 0; b <= QMAX; b++) {
-		float v = a + s * ((float)b - mid);
-
-		/* The camera cannot go past black or white: nor does the expected frame. */
-		v = v < (float)-b ? (float)-b : v > (float)(QMAX - b) ? (float)(QMAX - b) : v;
-		m->light[b] = (int16_t)lrintf(v);
-	}
+	for (int b = 0; b <= QMAX; b++)
+		m->light[b] = (int16_t)lrintf(line_at(a, s, mid, (float)b));
 }
 
 /* Pass 2: the residual is frame - background - lighting. Marks pixels whose residual
  * exceeds thresh and pixels that differ from the previous frame by more than move
- * (all q), counts both per cell, histograms |residual| for the noise measure, and moves
+ * (all q), counts both per cell, histograms |residual| on sampled rows for the noise
+ * measure, and moves
  * the background towards the frame: by 1/2^k_fg where changed, 1/2^k_bg elsewhere (k 0
  * copies the frame). A lighting step of RELIGHT_Q or more (anywhere in the used
  * brightness range) is first applied to every pixel, hidden or not, so the whole
@@ -434,6 +476,7 @@ static void fit_light(struct edge_motion *m)
 static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_bg, int k_fg)
 {
 	bool relight = m->relight;
+	int sample = (1 << m->stat_shift) - 1;
 
 	memset(m->rh, 0, sizeof(m->rh));
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
@@ -450,15 +493,21 @@ static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_b
 
 			for (int c = 0; c < m->cfg.grid_cols; c++) {
 				uint32_t nch = 0, nmv = 0;
+				int th = thresh, kb = k_bg, kf = k_fg;
 
 				if (!(bits >> c & 1))
 					continue;
+				if (m->cells[r][c].learn) {
+					/* like the first frames: 1/2, 1/4, 1/8 to all pixels */
+					th = INT_MAX;
+					kb = kf = LEARN_FRAMES - m->cells[r][c].learn;
+				}
 				for (int x = m->cx[c]; x < m->cx[c + 1]; x++) {
 					int s = cur[x], b = bg[x], bq = bg_q(bg[x]);
 					int l = m->light[bq];
 					int res = abs(s - bq - l);
-					int changed = res > thresh;
-					int k = changed ? k_fg : k_bg;
+					int changed = res > th;
+					int k = changed ? kf : kb;
 					int delta;
 
 					if (relight) {
@@ -469,7 +518,7 @@ static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_b
 
 					nch += (uint32_t)changed;
 					nmv += (uint32_t)(abs(s - prev[x]) > move);
-					if (s > SAT_LO && s < SAT_HI)
+					if (!(y & sample) && s > SAT_LO && s < SAT_HI)
 						m->rh[res < RBINS ? res : RBINS - 1]++;
 					/* Rounded step; stays between b and the target, so in range. */
 					bg[x] = (uint16_t)(b + ((delta + ((1 << k) >> 1)) >> k));
@@ -489,7 +538,7 @@ static bool frame_noise(const struct edge_motion *m, float *sigma_q)
 
 	for (int i = 0; i < RBINS; i++)
 		n += m->rh[i];
-	if (n < 64 && n < m->analysed_px / 4)
+	if (n < 64 && n < m->stat_n / 4)
 		return false;
 	*sigma_q = Q1ABS_TO_SIGMA * hist_rank(m->rh, RBINS, (n + 3) / 4, -0.5f, 1.0f);
 	return true;
@@ -527,8 +576,8 @@ static uint32_t hot_need(int px)
 	return (uint32_t)(px / HOT_FRAC_DIV < HOT_MIN_PX ? HOT_MIN_PX : px / HOT_FRAC_DIV);
 }
 
-/* Hot cells: their area (analysis pixels), the part of it not hot on the previous
- * frame, their number and bounding box. A hot cell where nothing moves for
+/* Hot cells: their area (analysis pixels), the part of it that turned hot within the
+ * last SUDDEN_FRAMES frames, their number and bounding box. A hot cell where nothing moves for
  * EDGE_MOTION_ABSORB_MS is a lasting change (parked car, lamp): its background becomes
  * the frame. */
 static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int64_t *new_area, int *ncells,
@@ -546,21 +595,27 @@ static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int64_t *new_area
 
 			if (!(m->cfg.mask[r] >> c & 1))
 				continue;
-			if (cl->changed < hot_need(px)) {
-				cl->hot = cl->still = false;
+			if (cl->learn > 0 || cl->changed < hot_need(px)) {
+				if (cl->learn > 0)
+					cl->learn--;
+				cl->hot_frames = 0;
+				cl->still = false;
 				continue;
 			}
-			if (!cl->hot)
+			if (cl->hot_frames <= SUDDEN_FRAMES)
+				cl->hot_frames++;
+			if (cl->hot_frames <= SUDDEN_FRAMES)
 				*new_area += px;
-			cl->hot = true;
 			if (cl->moved >= hot_need(px)) {
 				cl->still = false;
 			} else if (!cl->still) {
 				cl->still = true;
 				cl->still_since = ts_ms;
 			} else if (ts_ms - cl->still_since >= EDGE_MOTION_ABSORB_MS) {
+				/* a copy of one frame is noisy: average in the next few */
 				learn_cells(m, r, c);
 				cl->still = false;
+				cl->learn = LEARN_FRAMES - 1;
 			}
 			area += px;
 			(*ncells)++;
@@ -603,10 +658,14 @@ int edge_motion_feed(struct edge_motion *m, const uint8_t *luma, int stride, int
 	if (m->learn < LEARN_FRAMES) {
 		/* Frame 0 copies; later ones average in at 1/2, 1/4, 1/8. */
 		diff_and_update(m, INT_MAX, INT_MAX, m->learn, 0);
-		/* Measured against a young, noisier background: a safe overestimate that
-		 * the running average then lowers. */
-		if (m->learn > 0 && frame_noise(m, &sigma_q))
-			m->noise_q = m->learn == 1 ? sigma_q : (m->noise_q + sigma_q) / 2.0f;
+		/* Measured against a young background, so first an overestimate that the
+		 * running average then lowers. A relearn only raises it: compressed video
+		 * repeats one frame's noise until the next key frame, so a background
+		 * learned within one GOP would make the noise look like none at all. */
+		if (m->learn > 0 && frame_noise(m, &sigma_q)) {
+			m->noise_q = m->noise_known ? fmaxf(m->noise_q, sigma_q) : sigma_q;
+			m->noise_known = true;
+		}
 		m->learn++;
 		res->learning = true;
 	} else {
@@ -619,15 +678,24 @@ int edge_motion_feed(struct edge_motion *m, const uint8_t *luma, int stride, int
 		if (area * 1000 > (int64_t)EDGE_MOTION_SCENE_CHANGE_PERMILLE * m->analysed_px &&
 		    new_area * 2 >= area) {
 			/* Not motion but a new scene: most of the view changed, most of it
-			 * just now (a big object moving in grows over several frames). Take
-			 * this frame as the background and re-estimate the noise. */
+			 * within a few frames (a big object moving in grows more slowly).
+			 * Take this frame as the background and relearn. A key frame that
+			 * renewed all the noise looks the same, so let the noise rise. */
+			if (frame_noise(m, &sigma_q) && sigma_q > m->noise_q)
+				m->noise_q += (fminf(sigma_q, 2.0f * m->noise_q + 2.0f) - m->noise_q) /
+					      NOISE_UP;
 			learn_cells(m, -1, 0);
 			forget_cells(m);
 			m->learn = 1;
 			res->scene_change = true;
 		} else {
-			if (frame_noise(m, &sigma_q))
-				m->noise_q += (sigma_q - m->noise_q) / NOISE_RATE;
+			/* Real noise rises slowly (or with a scene change, which measures it
+			 * afresh); a frame that looks far noisier is something else. */
+			if (frame_noise(m, &sigma_q)) {
+				sigma_q = fminf(sigma_q, 2.0f * m->noise_q + 2.0f);
+				m->noise_q += (sigma_q - m->noise_q) /
+					      (sigma_q > m->noise_q ? NOISE_UP : NOISE_DOWN);
+			}
 			motion = area * 1000 >= (int64_t)m->cfg.min_area_permille * m->analysed_px;
 		}
 	}
