@@ -50,7 +50,7 @@ FUZZ_SHARED_OBJ := $(SHARED_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test test-all test-unit test-integration checksrc fuzz fuzz-replay \
-	fuzz-smoke demo clean
+	fuzz-smoke bench demo clean
 
 CODEC := $(BUILD)/bin/canopy-codec
 
@@ -143,6 +143,10 @@ fuzz-smoke: fuzz
 
 # Keep fuzz objects between runs (they are otherwise intermediate files make deletes).
 .SECONDARY:
+
+# Benchmarks: ours beside a peer measured in the same run (docs/benchmarks.md).
+bench: all
+	$(PYTHON) tests/bench/bench_recording.py $(BENCH_ARGS)
 
 demo:
 	@echo "make demo: not yet available (the one-command local system lands with the demo issue)"

@@ -100,6 +100,7 @@ typedef struct {
     const char *password;
     const char *profile;
     const char *pattern;
+    const char *file; /* serve this pre-encoded H.264 MP4 instead of encoding (benchmarks) */
 } CamConfig;
 
 static const guint8 fc_start_guard[2][FC_GUARD_BLOCKS] = {{1, 0, 1, 0}, {1, 1, 0, 0}};
@@ -251,6 +252,19 @@ static void on_media_configure(GstRTSPMediaFactory *factory, GstRTSPMedia *media
     GstElement *bin = gst_rtsp_media_get_element(media);
     if (bin == NULL)
         return;
+    GstElement *parse = gst_bin_get_by_name(GST_BIN(bin), "fileparse");
+    if (parse != NULL) {
+        /* Clip mode: only keep joining clients from rewinding the shared pipeline. */
+        GstPad *pad = gst_element_get_static_pad(parse, "src");
+        if (pad != NULL) {
+            gst_pad_add_probe(pad, GST_PAD_PROBE_TYPE_QUERY_UPSTREAM, seeking_query_probe,
+                              NULL, NULL);
+            gst_object_unref(pad);
+        }
+        gst_object_unref(parse);
+        gst_object_unref(bin);
+        return;
+    }
     GstElement *caps = gst_bin_get_by_name(GST_BIN(bin), "rawcaps");
     if (caps == NULL) {
         fprintf(stderr, "testcam: element 'rawcaps' not found in media pipeline\n");
@@ -283,6 +297,7 @@ static void usage(FILE *out, const char *prog)
             "  --password P      password for --user\n"
             "  --profile P       H.264 profile: baseline, main or high\n"
             "  --pattern NAME    videotestsrc pattern (default ball)\n"
+            "  --file PATH       serve a pre-encoded H.264 MP4 clip instead (no frame code)\n"
             "  --help            show this help\n"
             "Prints \"READY rtsp://127.0.0.1:<port><path>\" when serving; stops on SIGTERM/SIGINT.\n",
             prog, MIN_WIDTH, MAX_WIDTH, MIN_HEIGHT, MAX_HEIGHT);
@@ -355,7 +370,7 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
 {
     enum {
         OPT_PORT = 1000, OPT_PATH, OPT_WIDTH, OPT_HEIGHT, OPT_FPS, OPT_GOP, OPT_BITRATE,
-        OPT_USER, OPT_PASSWORD, OPT_PROFILE, OPT_PATTERN, OPT_HELP
+        OPT_USER, OPT_PASSWORD, OPT_PROFILE, OPT_PATTERN, OPT_FILE, OPT_HELP
     };
     static const struct option opts[] = {
         {"port", required_argument, NULL, OPT_PORT},
@@ -369,6 +384,7 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
         {"password", required_argument, NULL, OPT_PASSWORD},
         {"profile", required_argument, NULL, OPT_PROFILE},
         {"pattern", required_argument, NULL, OPT_PATTERN},
+        {"file", required_argument, NULL, OPT_FILE},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -384,6 +400,7 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
     cfg->password = NULL;
     cfg->profile = NULL;
     cfg->pattern = "ball";
+    cfg->file = NULL;
 
     opterr = 1; /* getopt_long reports unknown options and missing values itself */
     for (;;) {
@@ -430,6 +447,17 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
         case OPT_PATTERN:
             cfg->pattern = optarg;
             break;
+        case OPT_FILE:
+            /* It goes into a gst-launch string: keep to plain path characters. */
+            for (const char *ch = optarg; *ch; ch++) {
+                if (!((*ch >= 'a' && *ch <= 'z') || (*ch >= 'A' && *ch <= 'Z') ||
+                      (*ch >= '0' && *ch <= '9') || strchr("/._-", *ch))) {
+                    fprintf(stderr, "testcam: --file: use only [A-Za-z0-9/._-] in the path\n");
+                    return -1;
+                }
+            }
+            cfg->file = optarg;
+            break;
         case OPT_HELP:
             return 1;
         case '?':
@@ -474,6 +502,12 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
 
 static gchar *build_launch(const CamConfig *cfg)
 {
+    /* A pre-encoded clip costs the camera side almost nothing: for benchmarks of the
+     * recorder with many cameras. No frame code (the bytes are not re-encoded). */
+    if (cfg->file != NULL)
+        return g_strdup_printf("( filesrc location=%s ! qtdemux ! h264parse name=fileparse "
+                               "! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+                               cfg->file);
     gchar *profile_caps = cfg->profile != NULL
                               ? g_strdup_printf("video/x-h264,profile=%s", cfg->profile)
                               : g_strdup("video/x-h264");
