@@ -21,15 +21,26 @@ enum {
 	K_FG = 9,          /* changed pixels at 1/512: objects passing barely stain it */
 	NOISE_UP = 4,      /* the noise estimate rises at 1/4 of the gap (key frames) ... */
 	NOISE_DOWN = 32,   /* ... and falls at 1/32 */
-	NB = 16,           /* brightness buckets for the lighting fit, 16 luma each */
-	NB_SHIFT = 6,      /* background q >> NB_SHIFT = bucket */
-	JBINS = 256,       /* per bucket, frame - background in 1-luma bins over +-128 luma */
+	NB = 16,           /* background-brightness bands for the lighting fit, 16 luma each */
+	NB_SHIFT = 6,      /* background q >> NB_SHIFT = band */
+	JBINS = 256,       /* per band, frame - background in 1-luma bins over +-128 luma */
 	RBINS = 256,       /* |residual| histogram, q, for the noise measure */
-	SAT_LO = 4 * 4,    /* clipped pixels have no noise: outside 4..251 luma they */
-	SAT_HI = 251 * 4,  /* would make the noise measure look lower than it is */
+	SAT_LO = 4 * 4,    /* a band whose frame level is outside 4..251 luma is clipped */
+	SAT_HI = 251 * 4,
+	CLIP_LO = 4,       /* a frame pixel at or below this is taken as clipped black ... */
+	CLIP_HI = 251,     /* ... at or above this as clipped white */
+	SUM_MASK = 0x3ff,  /* cur holds the 2x2 sum in its low bits ... */
+	FLAG_LO = 1 << 12, /* ... and whether one of the 4 pixels was clipped black */
+	FLAG_HI = 1 << 13, /* ... or white */
+	FLAGS = FLAG_LO | FLAG_HI,
+	BG_MASK = 0x3fff,  /* bg holds its level in the low bits ... */
+	BG_LO = FLAG_LO << 2, /* ... and the clip flags of the frame it last learned from */
+	BG_HI = FLAG_HI << 2,
+	BG_FLAGS = BG_LO | BG_HI,
 	REJECT_Q = 12,     /* a band 3 luma off the lighting line is not lighting */
 	MODE_WIN = 16,     /* a band's level: median within 16 luma of its histogram peak */
 	RELIGHT_Q = 8,     /* lighting steps from 2 luma are applied to the background */
+	LIGHT_DIR_Q = 4,   /* a light change of 1 luma has a direction */
 	HOT_MIN_PX = 2,    /* one changed pixel never makes a cell hot ... */
 	HOT_FRAC_DIV = 20, /* ... nor does less than 5% of the cell */
 	SUDDEN_FRAMES = 3, /* a scene change turns most of its area hot within 3 frames */
@@ -57,27 +68,32 @@ struct cell {
 struct edge_motion {
 	struct edge_motion_cfg cfg; /* mask cleared outside the grid */
 	int ww, wh;                 /* analysis plane size: the frame halved */
-	uint16_t *cur, *prev;       /* 2x2 sums (q) of this and the previous frame */
-	uint16_t *bg;               /* background, luma x64 */
+	uint16_t *cur, *prev;       /* 2x2 sums (q) and clip flags, this and the last frame */
+	uint16_t *bg;               /* background, luma x64, and clip flags */
 	uint16_t *planes;           /* the one block holding cur, prev and bg */
 	/* Cell (r, c) covers analysis x in [cx[c], cx[c+1]) and y in [cy[r], cy[r+1]). */
 	int cx[EDGE_MOTION_GRID_MAX_COLS + 1];
 	int cy[EDGE_MOTION_GRID_MAX_ROWS + 1];
 	int64_t analysed_px; /* analysis pixels in analysed cells */
-	/* Global statistics (lighting, noise) sample every (1 << stat_shift)th row, enough
-	 * for their medians at a fraction of the cost; stat_n pixels per frame. */
-	int stat_shift;
-	int64_t stat_n;
+	/* Global statistics (lighting, noise) take every (1 << shift)th analysed row,
+	 * enough for their medians at a fraction of the cost; stat_n pixels this frame. */
+	bool stat_row[EDGE_MOTION_MAX_DIM / 2];
+	int64_t stat_px; /* analysed pixels on those rows */
+	int64_t stat_n;  /* of which not clipped this frame */
 	float sens_q;        /* sensitivity part of the threshold, q */
 	float noise_q;       /* running noise sigma of the residual, q */
 	bool noise_known;    /* noise_q has been measured */
 	int learn;           /* frames learned since (re)start; detection from LEARN_FRAMES */
 	struct cell cells[EDGE_MOTION_GRID_MAX_ROWS][EDGE_MOTION_GRID_MAX_COLS];
-	/* lighting fit: per background-brightness bucket, a histogram of frame - background */
+	/* lighting fit: per band, a histogram of frame - background (sampled rows) */
 	uint32_t jh[NB][JBINS];
+	uint32_t cum[NB][JBINS + 1]; /* jh summed up to each bin */
 	uint32_t bn[NB];
 	uint64_t bsum[NB];
 	int16_t light[QMAX + 1]; /* expected frame - background (q) by background level */
+	/* whether the light at that level rose (1) or fell (-1) before clipping to 0..QMAX;
+	 * only then can clipping explain a difference */
+	int8_t light_dir[QMAX + 1];
 	bool relight;            /* the lighting step is big enough to apply to bg */
 	uint32_t rh[RBINS];
 	/* event state */
@@ -178,7 +194,7 @@ int edge_motion_new(const struct edge_motion_cfg *cfg, struct edge_motion **out)
 {
 	struct edge_motion *m;
 	size_t plane;
-	int rc;
+	int rc, shift = 0;
 
 	if (!out)
 		return -EINVAL;
@@ -213,8 +229,18 @@ int edge_motion_new(const struct edge_motion_cfg *cfg, struct edge_motion **out)
 				m->analysed_px += (int64_t)(m->cx[c + 1] - m->cx[c]) *
 						  (m->cy[r + 1] - m->cy[r]);
 	}
-	while (m->stat_shift < MAX_STAT_SHIFT && (m->analysed_px >> (m->stat_shift + 1)) >= STAT_PX)
-		m->stat_shift++;
+	while (shift < MAX_STAT_SHIFT && (m->analysed_px >> (shift + 1)) >= STAT_PX)
+		shift++;
+	for (int r = 0, n = 0; r < cfg->grid_rows; r++) {
+		if (!m->cfg.mask[r])
+			continue;
+		for (int y = m->cy[r]; y < m->cy[r + 1]; y++) {
+			m->stat_row[y] = (n++ & ((1 << shift) - 1)) == 0;
+			for (int c = 0; c < cfg->grid_cols && m->stat_row[y]; c++)
+				if (m->cfg.mask[r] >> c & 1)
+					m->stat_px += m->cx[c + 1] - m->cx[c];
+		}
+	}
 	m->sens_q = (float)(4.0 * SENS_BASE_LUMA *
 			    exp2((100 - cfg->sensitivity) / SENS_DOUBLING));
 	*out = m;
@@ -249,9 +275,24 @@ void edge_motion_free(struct edge_motion *m)
 	free(m);
 }
 
+/* The background level in q, without flags. */
 static int bg_q(uint16_t bg)
 {
-	return (bg + (1 << (BG_FRAC - 1))) >> BG_FRAC;
+	return ((bg & BG_MASK) + (1 << (BG_FRAC - 1))) >> BG_FRAC;
+}
+
+/* The 2x2 sum at analysis x of the two frame rows, with the clip flags. Branch-free:
+ * p >= CLIP_HI exactly when p + (256 - CLIP_HI) has bit 8 set, p <= CLIP_LO exactly
+ * when p + (255 - CLIP_LO) has it clear (all sums stay below 512). */
+static inline uint16_t block_sum(const uint8_t *p0, const uint8_t *p1, int x)
+{
+	unsigned a = p0[2 * x], b = p0[2 * x + 1], c = p1[2 * x], d = p1[2 * x + 1];
+	unsigned hi = ((a + (256 - CLIP_HI)) | (b + (256 - CLIP_HI)) | (c + (256 - CLIP_HI)) |
+		       (d + (256 - CLIP_HI))) & 256;
+	unsigned lo = ~((a + (255 - CLIP_LO)) & (b + (255 - CLIP_LO)) & (c + (255 - CLIP_LO)) &
+			(d + (255 - CLIP_LO))) & 256;
+
+	return (uint16_t)((a + b + c + d) | (hi ? FLAG_HI : 0) | (lo ? FLAG_LO : 0));
 }
 
 /* Pass 1: 2x2 sums of the analysed cells into cur, and on sampled rows, for the
@@ -259,8 +300,6 @@ static int bg_q(uint16_t bg)
  * (meaningless until a background exists; the caller then ignores it). */
 static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdiff_t stride)
 {
-	int sample = (1 << m->stat_shift) - 1;
-
 	memset(m->jh, 0, sizeof(m->jh));
 	memset(m->bsum, 0, sizeof(m->bsum));
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
@@ -277,19 +316,21 @@ static void sum_and_histogram(struct edge_motion *m, const uint8_t *luma, ptrdif
 			for (int c = 0; c < m->cfg.grid_cols; c++) {
 				if (!(bits >> c & 1))
 					continue;
-				if (y & sample) {
+				if (!m->stat_row[y]) {
 					for (int x = m->cx[c]; x < m->cx[c + 1]; x++)
-						cur[x] = (uint16_t)(p0[2 * x] + p0[2 * x + 1] + p1[2 * x] +
-								    p1[2 * x + 1]);
+						cur[x] = block_sum(p0, p1, x);
 					continue;
 				}
 				for (int x = m->cx[c]; x < m->cx[c + 1]; x++) {
-					int s = p0[2 * x] + p0[2 * x + 1] + p1[2 * x] + p1[2 * x + 1];
+					int v = block_sum(p0, p1, x), s = v & SUM_MASK;
 					int b = bg_q(bg[x]);
 					/* d + 1024 > 0, so the shift is a plain division */
 					int j = ((s - b + 1024) >> 2) - (256 - JBINS / 2);
 
-					cur[x] = (uint16_t)s;
+					cur[x] = (uint16_t)v;
+					/* clipped blocks say little about the light */
+					if (v & (FLAG_LO | FLAG_HI))
+						continue;
 					j = j < 0 ? 0 : j >= JBINS ? JBINS - 1 : j;
 					m->jh[b >> NB_SHIFT][j]++;
 					m->bsum[b >> NB_SHIFT] += (uint64_t)b;
@@ -384,12 +425,11 @@ static int64_t line_support(const struct edge_motion *m, const uint32_t (*cum)[J
  * winner is refined by weighted least squares over the bands whose level it explains. */
 static void fit_light(struct edge_motion *m)
 {
-	static const float no_slope = 0.0f;
+	uint32_t (*cum)[JBINS + 1] = m->cum;
 	float c[NB], med[NB], w[NB];
 	bool use[NB];
-	float a = 0.0f, s = no_slope, mid = 0.0f;
+	float a = 0.0f, s = 0.0f, mid = 0.0f;
 	float sw = 0, swc = 0, swm = 0, sxx = 0, sxy = 0;
-	uint32_t cum[NB][JBINS + 1];
 	int64_t best, minpop = m->stat_n / 32;
 
 	for (int i = 0; i < NB; i++) {
@@ -459,24 +499,31 @@ static void fit_light(struct edge_motion *m)
 	for (int i = 0; i < NB; i++)
 		if (use[i] && fabsf(line_at(a, s, mid, c[i])) >= RELIGHT_Q)
 			m->relight = true;
-	for (int b = 0; b <= QMAX; b++)
+	for (int b = 0; b <= QMAX; b++) {
+		float v = a + s * ((float)b - mid);
+
 		m->light[b] = (int16_t)lrintf(line_at(a, s, mid, (float)b));
+		m->light_dir[b] = (int8_t)(v >= LIGHT_DIR_Q ? 1 : v <= -LIGHT_DIR_Q ? -1 : 0);
+	}
 }
 
 /* Pass 2: the residual is frame - background - lighting. Marks pixels whose residual
  * exceeds thresh and pixels that differ from the previous frame by more than move
  * (all q), counts both per cell, histograms |residual| on sampled rows for the noise
- * measure, and moves
- * the background towards the frame: by 1/2^k_fg where changed, 1/2^k_bg elsewhere (k 0
- * copies the frame). A lighting step of RELIGHT_Q or more (anywhere in the used
- * brightness range) is first applied to every pixel, hidden or not, so the whole
- * background stays lit like the frame; smaller ones are left to the fit, as applying
- * them every frame would let any small bias of the fit build up under objects. All or
- * none: a background lit in part would no longer relate to the frame by one line. */
+ * measure, and moves the background towards the frame: by 1/2^k_fg where changed,
+ * 1/2^k_bg elsewhere (k 0 copies the frame).
+ * A lighting step of RELIGHT_Q or more (anywhere in the used brightness range) is first
+ * applied to every pixel, hidden or not, so the whole background stays lit like the
+ * frame; smaller ones are left to the fit, as applying them every frame would let any
+ * small bias of the fit build up under objects. All or none: a background lit in part
+ * would no longer relate to the frame by one line. */
 static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_bg, int k_fg)
 {
-	bool relight = m->relight;
-	int sample = (1 << m->stat_shift) - 1;
+	/* restrict: the background stores must not make the compiler reload the tables */
+	const int16_t *restrict light = m->light;
+	const int8_t *restrict light_dir = m->light_dir;
+	uint32_t *restrict rh = m->rh;
+	int relight = m->relight ? 1 << BG_FRAC : 0;
 
 	memset(m->rh, 0, sizeof(m->rh));
 	for (int r = 0; r < m->cfg.grid_rows; r++) {
@@ -487,9 +534,10 @@ static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_b
 		if (!bits)
 			continue;
 		for (int y = m->cy[r]; y < m->cy[r + 1]; y++) {
-			const uint16_t *cur = m->cur + (size_t)y * (size_t)m->ww;
-			const uint16_t *prev = m->prev + (size_t)y * (size_t)m->ww;
-			uint16_t *bg = m->bg + (size_t)y * (size_t)m->ww;
+			const uint16_t *restrict cur = m->cur + (size_t)y * (size_t)m->ww;
+			const uint16_t *restrict prev = m->prev + (size_t)y * (size_t)m->ww;
+			uint16_t *restrict bg = m->bg + (size_t)y * (size_t)m->ww;
+			bool stat = m->stat_row[y];
 
 			for (int c = 0; c < m->cfg.grid_cols; c++) {
 				uint32_t nch = 0, nmv = 0;
@@ -503,25 +551,46 @@ static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_b
 					kb = kf = LEARN_FRAMES - m->cells[r][c].learn;
 				}
 				for (int x = m->cx[c]; x < m->cx[c + 1]; x++) {
-					int s = cur[x], b = bg[x], bq = bg_q(bg[x]);
-					int l = m->light[bq];
-					int res = abs(s - bq - l);
-					int changed = res > th;
-					int k = changed ? kf : kb;
-					int delta;
+					int v = cur[x], s = v & SUM_MASK;
+					int bv = bg[x], b = bv & BG_MASK, bq = bg_q((uint16_t)bv);
+					int l = light[bq];
+					int e = s - bq - l, res = abs(e);
+					bool clip = false;
+					int changed, k, delta;
 
-					if (relight) {
-						b += l * (1 << BG_FRAC);
-						b = b < 0 ? 0 : b > BG_MAX ? BG_MAX : b;
+					if ((v & FLAGS) | (bv & BG_FLAGS)) {
+						int dir = light_dir[bq];
+
+						/* Under more light, a frame block with a pixel
+						 * clipped white may fall short of the expected
+						 * level: the camera clipped it. Under less light,
+						 * one whose background was clipped white may
+						 * exceed it: the scene was brighter than the
+						 * background showed. Likewise at black. Either way
+						 * the frame shows what the camera will show at
+						 * this light: take it as the background. */
+						clip = (v & FLAG_HI && e < 0 && dir > 0) ||
+						       (v & FLAG_LO && e > 0 && dir < 0) ||
+						       (bv & BG_HI && e > 0 && dir < 0) ||
+						       (bv & BG_LO && e < 0 && dir > 0);
+						if (clip)
+							res = 0;
+						/* clipped pixels have no noise: they would hide it */
+						else if (stat && !(v & FLAGS))
+							rh[res < RBINS ? res : RBINS - 1]++;
+					} else if (stat) {
+						rh[res < RBINS ? res : RBINS - 1]++;
 					}
+					changed = res > th;
+					k = clip ? 0 : changed ? kf : kb;
+					b += l * relight;
+					b = b < 0 ? 0 : b > BG_MAX ? BG_MAX : b;
 					delta = (s << BG_FRAC) - b;
-
 					nch += (uint32_t)changed;
-					nmv += (uint32_t)(abs(s - prev[x]) > move);
-					if (!(y & sample) && s > SAT_LO && s < SAT_HI)
-						m->rh[res < RBINS ? res : RBINS - 1]++;
+					nmv += (uint32_t)(abs(s - (prev[x] & SUM_MASK)) > move);
 					/* Rounded step; stays between b and the target, so in range. */
-					bg[x] = (uint16_t)(b + ((delta + ((1 << k) >> 1)) >> k));
+					bg[x] = (uint16_t)((b + ((delta + ((1 << k) >> 1)) >> k)) |
+							   (changed ? bv & BG_FLAGS : (v & FLAGS) << 2));
 				}
 				m->cells[r][c].changed += nch;
 				m->cells[r][c].moved += nmv;
@@ -531,14 +600,14 @@ static void diff_and_update(struct edge_motion *m, int thresh, int move, int k_b
 }
 
 /* This frame's noise sigma (q) from the lower quartile of |residual| over unclipped
- * pixels; false when too few are left to say (a view mostly black or blown out). */
+ * sampled pixels; false when too few are left to say (a view mostly black or white). */
 static bool frame_noise(const struct edge_motion *m, float *sigma_q)
 {
 	int64_t n = 0;
 
 	for (int i = 0; i < RBINS; i++)
 		n += m->rh[i];
-	if (n < 64 && n < m->stat_n / 4)
+	if (n < 16 || n < m->stat_px / 4)
 		return false;
 	*sigma_q = Q1ABS_TO_SIGMA * hist_rank(m->rh, RBINS, (n + 3) / 4, -0.5f, 1.0f);
 	return true;
@@ -560,10 +629,18 @@ static void learn_cells(struct edge_motion *m, int r, int c)
 				uint16_t *bg = m->bg + (size_t)y * (size_t)m->ww;
 
 				for (int x = m->cx[cc]; x < m->cx[cc + 1]; x++)
-					bg[x] = (uint16_t)(cur[x] << BG_FRAC);
+					bg[x] = (uint16_t)((cur[x] & SUM_MASK) << BG_FRAC |
+							   (cur[x] & FLAGS) << 2);
 			}
 		}
 	}
+}
+
+/* Milliseconds from then to now (now >= then, as feed keeps time monotonic); unsigned so
+ * that no pair of int64 values can overflow. */
+static uint64_t elapsed(int64_t then, int64_t now)
+{
+	return (uint64_t)now - (uint64_t)then;
 }
 
 static int cell_px(const struct edge_motion *m, int r, int c)
@@ -577,9 +654,9 @@ static uint32_t hot_need(int px)
 }
 
 /* Hot cells: their area (analysis pixels), the part of it that turned hot within the
- * last SUDDEN_FRAMES frames, their number and bounding box. A hot cell where nothing moves for
- * EDGE_MOTION_ABSORB_MS is a lasting change (parked car, lamp): its background becomes
- * the frame. */
+ * last SUDDEN_FRAMES frames, their number and bounding box. A hot cell where nothing
+ * moves for EDGE_MOTION_ABSORB_MS is a lasting change (parked car, lamp): its background
+ * becomes the frame. */
 static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int64_t *new_area, int *ncells,
 			 struct edge_motion_result *box)
 {
@@ -611,7 +688,7 @@ static int64_t hot_cells(struct edge_motion *m, int64_t ts_ms, int64_t *new_area
 			} else if (!cl->still) {
 				cl->still = true;
 				cl->still_since = ts_ms;
-			} else if (ts_ms - cl->still_since >= EDGE_MOTION_ABSORB_MS) {
+			} else if (elapsed(cl->still_since, ts_ms) >= EDGE_MOTION_ABSORB_MS) {
 				/* a copy of one frame is noisy: average in the next few */
 				learn_cells(m, r, c);
 				cl->still = false;
@@ -689,8 +766,9 @@ int edge_motion_feed(struct edge_motion *m, const uint8_t *luma, int stride, int
 			m->learn = 1;
 			res->scene_change = true;
 		} else {
-			/* Real noise rises slowly (or with a scene change, which measures it
-			 * afresh); a frame that looks far noisier is something else. */
+			/* Key frames renew the noise at once, so the estimate rises fast,
+			 * but by at most about twice itself: a frame that looks far noisier
+			 * is more likely objects or light. It falls slowly. */
 			if (frame_noise(m, &sigma_q)) {
 				sigma_q = fminf(sigma_q, 2.0f * m->noise_q + 2.0f);
 				m->noise_q += (sigma_q - m->noise_q) /
@@ -718,7 +796,7 @@ int edge_motion_feed(struct edge_motion *m, const uint8_t *luma, int stride, int
 		}
 	} else {
 		m->consec = 0;
-		if (m->active && ts_ms - m->last_motion_ts >= m->cfg.stop_ms) {
+		if (m->active && elapsed(m->last_motion_ts, ts_ms) >= (uint64_t)m->cfg.stop_ms) {
 			m->active = false;
 			res->stopped = true;
 		}

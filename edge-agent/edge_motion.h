@@ -9,41 +9,52 @@
 /*
  * How it works (pure computation: no I/O, no threads, no allocation after _new):
  *
- * - Each frame is halved by 2x2 box sums: that averages out per-pixel sensor noise and
- *   quarters the work. All later steps run on this half-size "analysis plane", and only
- *   on pixels of analysed (unmasked) cells.
- * - The background is a per-pixel running average in fixed point. Pixels judged unchanged
- *   follow the frame at 1/8 per frame; changed pixels at 1/128, so a moving object barely
- *   stains the background.
- * - Lighting: auto-exposure, clouds and haze change the whole view together, roughly as
- *   frame = gain * background + offset. Each frame, the median of frame - background is
- *   taken per background-brightness band (16 luma wide), and a line through those
- *   medians (weighted least squares, bands far off the line dropped) gives the expected
- *   difference for every background level. The residual (difference minus that) is what
- *   is tested, so global light changes of any speed do not count as motion, while a
- *   moving object, covering less than half of each band, barely moves the medians.
- * - Noise: the median absolute residual of each frame gives its noise sigma; a slow
- *   running average of it (1/16 per frame) sets the noise part of the threshold. A pixel
- *   is changed when |residual| > sens(sensitivity) + 3 sigma, with sens = 1.5 luma at
- *   sensitivity 100, doubling every 20 points down (8.5 luma at 50, 46 at 1).
+ * - Each frame is halved by 2x2 box sums, which averages out sensor noise and quarters
+ *   the work; everything below runs on that half-size plane, on analysed cells only.
+ * - Background: a per-pixel running average in fixed point. Unchanged pixels follow the
+ *   frame at 1/32 per frame (slow enough to average over several key-frame intervals,
+ *   as compressed video repeats one frame's noise until the next key frame); changed
+ *   pixels at 1/512, so objects passing by barely stain it.
+ * - Lighting: auto-exposure, clouds and lights act on the whole view as roughly
+ *   frame = gain * background + offset. Per 16-luma band of background brightness, the
+ *   typical frame - background is taken (median near the histogram peak); candidate
+ *   lines through one or two of those points are scored by how many pixels they
+ *   explain, the best one wins if it explains more than half of the pixels (else "no
+ *   change"), and is refined by least squares. Only the residual (frame - background -
+ *   that line, clipped at black and white like the camera) is tested, so global light
+ *   changes of any speed and size are not motion, while a large object, being a
+ *   minority of the pixels, cannot pass for lighting. Steps from 2 luma are applied to
+ *   the whole background at once. A 2x2 block holding a clipped pixel is not counted as
+ *   changed in the direction clipping explains.
+ * - Noise: the lower quartile of |residual| (a sample of rows, clipped pixels left out)
+ *   gives the frame's noise sigma; it stays a noise measure while objects cover up to
+ *   3/4 of the view. The running estimate rises fast (1/4 of the gap, key frames renew
+ *   the noise) and falls slowly (1/32). A pixel is changed when |residual| > sens + 3
+ *   sigma, with sens = 1.5 luma at sensitivity 100, doubling every 20 points down (8.5
+ *   luma at 50, 46 at 1).
  * - A cell is hot when at least 5% of its pixels (and at least 2) changed. The hot-cell
- *   area (permille of the analysed area) is the frame's motion measure; the frame has
- *   motion when it reaches min_area_permille. The box is the union of hot cells.
+ *   area, permille of the analysed area, is the frame's motion measure; the frame has
+ *   motion when it reaches min_area_permille. The box is the union of the hot cells.
  * - Lasting changes: a cell that stays hot while almost nothing in it moves from frame to
  *   frame for EDGE_MOTION_ABSORB_MS (a parked car, a lamp switched on in a corner) takes
- *   the frame as its background, so no change yields an endless event.
+ *   the frame as its background, so no change makes an endless event.
  * - Scene change: when more than EDGE_MOTION_SCENE_CHANGE_PERMILLE of the analysed area
- *   is hot at once (lights switched on unevenly, IR cut filter, camera moved or covered),
- *   the frame is not motion: the background is replaced by the frame and relearned, and
- *   the result says scene_change (the caller may raise it as a tamper hint). The price:
- *   an object that fills more than 70% of the view at once is learned, not reported.
+ *   is hot and at least half of it turned hot within the last 3 frames (lights switched
+ *   on unevenly, IR cut filter, camera moved or covered), the frame is not motion: the
+ *   background is replaced by the frame and relearned, and the result says scene_change
+ *   (a tamper hint for the caller). A big object moving in grows more slowly and stays
+ *   motion; one that fills most of the view within 3 frames is learned, not reported.
  * - Learning: the first 4 frames after _new, _reset or a scene change only build the
  *   background and the noise estimate; they never count as motion.
  * - Events: "started" after start_frames consecutive motion frames; "stopped" once
  *   stop_ms have passed since the last motion frame.
  *
+ * Limits: light changes that differ across the view (one lamp among several) but leave
+ * less than 70% hot are reported as motion until absorbed; a large untextured object
+ * that stops for EDGE_MOTION_ABSORB_MS is learned.
+ *
  * An instance is used by one thread at a time; instances are independent. Cost is linear
- * in the analysed area: well under 0.1 ms for a 320x180 frame on a small x86 core.
+ * in the analysed area: about 0.13 ms for 320x180 on one core of a small x86 box.
  */
 
 #define EDGE_MOTION_GRID_MAX_COLS 32
@@ -89,7 +100,7 @@ struct edge_motion_result {
 	float x, y, w, h;
 	int area_permille; /* hot-cell area this frame, permille of the analysed area */
 	int hot_cells;     /* number of hot cells this frame */
-	float noise;       /* estimated noise sigma of the frame difference, luma */
+	float noise;       /* estimated noise sigma of the residual, luma */
 	float threshold;   /* per-pixel change threshold used on this frame, luma */
 };
 
