@@ -103,6 +103,8 @@ static int open_session(struct analyzer *a)
 	a->ic->interrupt_callback.opaque = g;
 	if (a->cfg.transport != EDGE_TRANSPORT_AUTO)
 		av_dict_set(&o, "rtsp_transport", edge_transport_name(a->cfg.transport), 0);
+	av_dict_set_int(&o, "analyzeduration", 1000000, 0);
+	av_dict_set_int(&o, "probesize", 512 * 1024, 0);
 	atomic_store(&g->analyze_deadline_mono, cn_time_mono_ms() + g->opts.timeout_ms);
 	rc = avformat_open_input(&a->ic, url, NULL, &o);
 	av_dict_free(&o);
@@ -186,7 +188,7 @@ void *edge_analyze_thread(void *ingest)
 	AVFrame *frame = av_frame_alloc();
 	int64_t backoff = 1000;
 
-	if (!pkt || !frame || edge_index_open(g->opts.index_path, &a.ix) < 0) {
+	if (!pkt || !frame) {
 		cn_log_error("motion", "camera '%s': cannot start motion analysis", g->cfg.id);
 		goto out_free;
 	}
@@ -198,6 +200,11 @@ void *edge_analyze_thread(void *ingest)
 		if (!enabled) {
 			atomic_store(&g->motion_active, false);
 			g_usleep(300000);
+			continue;
+		}
+		/* The index connection only for cameras that analyse (events to write). */
+		if (!a.ix && edge_index_open(g->opts.index_path, &a.ix) < 0) {
+			g_usleep(1000000);
 			continue;
 		}
 		int vi = open_session(&a);

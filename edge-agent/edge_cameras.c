@@ -89,13 +89,15 @@ static void apply(struct edge_cameras *c, const struct edge_camcfg *doc)
 			edge_ingest_update(c->cams[i], want);
 		}
 	}
+	int64_t delay = 0;
 	for (int j = 0; j < doc->ncameras; j++) {
 		struct edge_ingest *g;
 		if (edge_cameras_find(c, doc->cameras[j].id))
 			continue;
 		/* A camera restarted for new settings may still be closing its segment;
 		 * both write distinct files, so they can overlap briefly. */
-		if (edge_ingest_start(&doc->cameras[j], &c->opts, &g) == 0) {
+		if (edge_ingest_start(&doc->cameras[j], &c->opts, delay, &g) == 0) {
+			delay += 50;
 			c->cams[c->ncams++] = g;
 			cn_log_info("cameras", "camera '%s' (%s) added", doc->cameras[j].id,
 				    doc->cameras[j].name);

@@ -113,7 +113,9 @@ int edge_index_open(const char *path, struct edge_index **out)
 	sqlite3_busy_timeout(ix->db, 10000);
 	/* WAL: readers never wait for the writers; NORMAL sync is crash-safe in WAL mode
 	 * (a power cut may lose the last commits, never corrupt the file). */
-	if ((rc = exec(ix, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON")) < 0 ||
+	/* Two connections per camera: a small page cache each (the queries touch few pages). */
+	if ((rc = exec(ix, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON;"
+			   " PRAGMA cache_size=-256")) < 0 ||
 	    (rc = migrate(ix)) < 0)
 		goto out_close;
 	*out = ix;

@@ -1,6 +1,7 @@
 /* edge_ingest.c: the camera thread: connect with timeouts, back off, record, report state as events. */
 #include "edge_ingest.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -388,6 +389,9 @@ static gpointer ingest_thread(gpointer data)
 		return NULL;
 	}
 	edge_segw_init(&w, g->opts.archive_dir, g->cfg.id, g->opts.segment_ms, ix);
+	/* Cameras added together start a little apart: a hundred simultaneous probes cost a
+	 * burst of memory, CPU and network for nothing. */
+	nap(g, g->start_delay_ms);
 	while (!atomic_load(&g->stop)) {
 		AVFormatContext *ic = avformat_alloc_context();
 		AVDictionary *o = NULL;
@@ -400,6 +404,10 @@ static gpointer ingest_thread(gpointer data)
 			av_dict_set(&o, "rtsp_transport", edge_transport_name(g->cfg.transport), 0);
 		g_mutex_unlock(&g->lock);
 		av_dict_set_int(&o, "timeout", g->opts.timeout_ms * 1000, 0);
+		/* The SDP and the first keyframe say all we need to copy the stream; probing
+		 * FFmpeg's default 5 s would hold megabytes per camera for nothing. */
+		av_dict_set_int(&o, "analyzeduration", 1000000, 0);
+		av_dict_set_int(&o, "probesize", 512 * 1024, 0);
 		ic->interrupt_callback.callback = interrupt_cb;
 		ic->interrupt_callback.opaque = g;
 		arm_deadline(g);
@@ -408,8 +416,20 @@ static gpointer ingest_thread(gpointer data)
 		av_dict_free(&o);
 		memset(url, 0, sizeof(url)); /* holds the password */
 		if (rc >= 0) {
+			/* Probe decoders single-threaded: a frame-threaded 720p decoder per camera
+			 * would set the process's peak memory for a moment's probing. */
+			AVDictionary *probe_opts[8] = { NULL };
+			unsigned n = ic->nb_streams < 8 ? ic->nb_streams : 8;
+			for (unsigned i = 0; i < n; i++)
+				av_dict_set(&probe_opts[i], "threads", "1", 0);
 			arm_deadline(g);
-			rc = avformat_find_stream_info(ic, NULL);
+			rc = ic->nb_streams <= 8 ? avformat_find_stream_info(ic, probe_opts)
+						 : avformat_find_stream_info(ic, NULL);
+			for (unsigned i = 0; i < n; i++)
+				av_dict_free(&probe_opts[i]);
+			/* The probe decoder's frames are freed now; hand the pages back before
+			 * the next camera probes, so the peak is one probe, not all of them. */
+			malloc_trim(0);
 		}
 		vi = rc >= 0 ? av_find_best_stream(ic, AVMEDIA_TYPE_VIDEO, -1, -1, NULL, 0) : rc;
 		if (vi < 0 || atomic_load(&g->stop)) {
@@ -472,7 +492,7 @@ static gpointer ingest_thread(gpointer data)
 }
 
 int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_ingest_opts *opts,
-		      struct edge_ingest **out)
+		      int64_t start_delay_ms, struct edge_ingest **out)
 {
 	struct edge_ingest *g = calloc(1, sizeof(*g));
 	char name[16];
@@ -481,6 +501,7 @@ int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_inges
 		return -ENOMEM;
 	g->opts = *opts;
 	g->cfg = *cfg;
+	g->start_delay_ms = start_delay_ms;
 	g_mutex_init(&g->lock);
 	g->st.state = EDGE_CAM_CONNECTING;
 	g->reported = EDGE_CAM_CONNECTING;

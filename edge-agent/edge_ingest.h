@@ -52,6 +52,7 @@ struct edge_ingest {
 	struct edge_camera_cfg cfg;
 	struct edge_ingest_status st;
 	enum edge_cam_state reported; /* last state announced as an event */
+	int64_t start_delay_ms;
 	atomic_bool stop;
 	atomic_bool exited;
 	atomic_llong op_deadline_mono; /* interrupt callback gives up past this */
@@ -70,8 +71,9 @@ void edge_ingest_url(const struct edge_camera_cfg *c, const char *url, char *out
 void edge_ingest_emit(struct edge_ingest *g, struct edge_index *ix, const char *type,
 		      const char *state, const char *detail);
 
+/* start_delay_ms: wait this long before the first connection (staggers a batch). */
 int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_ingest_opts *opts,
-		      struct edge_ingest **out);
+		      int64_t start_delay_ms, struct edge_ingest **out);
 /* Changes that need no reconnect (name, recording mode, schedule, retention, motion). */
 void edge_ingest_update(struct edge_ingest *g, const struct edge_camera_cfg *cfg);
 void edge_ingest_status(struct edge_ingest *g, struct edge_ingest_status *out);

@@ -1,4 +1,5 @@
 /* edge_main.c: canopy-edge entry point and its configuration table (site agent: records cameras, keeps working offline). */
+#include <malloc.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <stdio.h>
@@ -60,6 +61,9 @@ static gboolean retention_tick(gpointer data)
 	job->quota_bytes = e->conf->archive_quota;
 	job->max_percent = (int)e->conf->archive_max_percent;
 	edge_retention_submit(&e->retention, job);
+	/* Fragment and probe buffers freed by the camera threads stay in malloc's arenas;
+	 * give the untouched pages back now and then (a few ms, on the loop). */
+	malloc_trim(0);
 	return G_SOURCE_CONTINUE;
 }
 
@@ -147,6 +151,10 @@ static void edge_stop(struct cn_daemon *d)
 int main(int argc, char **argv)
 {
 	struct edge_conf conf = { 0 };
+
+	/* Two threads per camera would each get a malloc arena holding freed buffers;
+	 * a few shared arenas keep the resident size per camera small. */
+	mallopt(M_ARENA_MAX, 4);
 	struct edge e = { 0 };
 	struct cn_daemon d = {
 		.component = "edge",
