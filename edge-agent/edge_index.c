@@ -445,17 +445,23 @@ int edge_index_events_since(struct edge_index *ix, int64_t since_seq, int limit,
 	return rc == SQLITE_DONE ? 0 : db_err(ix, "list events");
 }
 
-int edge_index_total_bytes(struct edge_index *ix, int64_t *bytes)
+/* A query returning one integer. */
+static int query_i64(struct edge_index *ix, const char *sql, int64_t *out, const char *what)
 {
 	sqlite3_stmt *st;
-	int rc = prepare(ix, "SELECT COALESCE(SUM(bytes), 0) FROM segments", &st);
+	int rc = prepare(ix, sql, &st);
 
 	if (rc < 0)
 		return rc;
 	rc = sqlite3_step(st);
-	*bytes = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
+	*out = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
 	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : db_err(ix, "sum bytes");
+	return rc == SQLITE_ROW ? 0 : db_err(ix, what);
+}
+
+int edge_index_total_bytes(struct edge_index *ix, int64_t *bytes)
+{
+	return query_i64(ix, "SELECT COALESCE(SUM(bytes), 0) FROM segments", bytes, "sum bytes");
 }
 
 #define NOT_PROTECTED                                                             \
@@ -582,13 +588,5 @@ int edge_index_protect_list(struct edge_index *ix, const char *camera,
 
 int edge_index_last_event_seq(struct edge_index *ix, int64_t *seq)
 {
-	sqlite3_stmt *st;
-	int rc = prepare(ix, "SELECT COALESCE(MAX(seq), 0) FROM events", &st);
-
-	if (rc < 0)
-		return rc;
-	rc = sqlite3_step(st);
-	*seq = rc == SQLITE_ROW ? sqlite3_column_int64(st, 0) : 0;
-	sqlite3_finalize(st);
-	return rc == SQLITE_ROW ? 0 : db_err(ix, "last event");
+	return query_i64(ix, "SELECT COALESCE(MAX(seq), 0) FROM events", seq, "last event");
 }
