@@ -165,6 +165,7 @@ static int get_cameras(const struct cn_http_req *req, struct cn_http_resp *resp,
 		cn_json_add_i64(r, "reconnects", (int64_t)st.reconnects);
 		cn_json_add_i64(r, "packets", (int64_t)st.packets);
 		cn_json_add_i64(r, "corrupt_packets", (int64_t)st.corrupt_packets);
+		cn_json_add_i64(r, "packets_lost", (int64_t)st.packets_lost);
 		cn_json_add_i64(r, "segments", (int64_t)st.segments);
 		cn_json_add_i64(r, "recorded_bytes", (int64_t)st.bytes_recorded);
 	}

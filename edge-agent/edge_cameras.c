@@ -236,6 +236,7 @@ int edge_cameras_metrics(struct cn_buf *out, void *arg)
 		{ "canopy_camera_reconnects_total", "counter", "Reconnection attempts." },
 		{ "canopy_camera_packets_total", "counter", "Video packets received." },
 		{ "canopy_camera_corrupt_packets_total", "counter", "Packets flagged corrupt (lost RTP data)." },
+		{ "canopy_camera_packets_lost_total", "counter", "RTP packets missing from the camera's sequence." },
 		{ "canopy_camera_recorded_bytes_total", "counter", "Bytes written to complete fragments." },
 		{ "canopy_camera_segments_total", "counter", "Segment files started." },
 	};
@@ -262,8 +263,9 @@ int edge_cameras_metrics(struct cn_buf *out, void *arg)
 			case 6: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.reconnects); break;
 			case 7: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.packets); break;
 			case 8: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.corrupt_packets); break;
-			case 9: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.bytes_recorded); break;
-			case 10: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.segments); break;
+			case 9: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.packets_lost); break;
+			case 10: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.bytes_recorded); break;
+			case 11: rc |= cn_buf_printf(out, "%s{camera=\"%s\"} %llu\n", fam[f].name, id, (unsigned long long)st.segments); break;
 			}
 		}
 	}

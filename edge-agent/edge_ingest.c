@@ -17,6 +17,7 @@
 #include "cn_log.h"
 #include "cn_time.h"
 #include "edge_analyze.h"
+#include "edge_avlog.h"
 
 #define BACKOFF_MIN_MS 1000
 #define RATE_WINDOW_MS 2000
@@ -410,8 +411,10 @@ static gpointer ingest_thread(gpointer data)
 		av_dict_set_int(&o, "probesize", 512 * 1024, 0);
 		ic->interrupt_callback.callback = interrupt_cb;
 		ic->interrupt_callback.opaque = g;
+		edge_avlog_register(ic, &g->rtp_lost);
 		arm_deadline(g);
 		int64_t t0 = cn_time_mono_ms();
+		AVFormatContext *registered = ic;
 		rc = avformat_open_input(&ic, url, NULL, &o);
 		av_dict_free(&o);
 		memset(url, 0, sizeof(url)); /* holds the password */
@@ -435,6 +438,7 @@ static gpointer ingest_thread(gpointer data)
 		if (vi < 0 || atomic_load(&g->stop)) {
 			if (atomic_load(&g->stop)) {
 				avformat_close_input(&ic);
+				edge_avlog_unregister(registered);
 				break;
 			}
 			bool unauthorized = vi == AVERROR_HTTP_UNAUTHORIZED || vi == AVERROR_HTTP_FORBIDDEN;
@@ -450,6 +454,7 @@ static gpointer ingest_thread(gpointer data)
 					 vi == AVERROR_STREAM_NOT_FOUND ? "no video stream"
 									: describe_error(vi, errbuf, sizeof(errbuf)));
 			avformat_close_input(&ic);
+			edge_avlog_unregister(registered);
 			set_state(g, ix, unauthorized ? EDGE_CAM_UNAUTHORIZED : EDGE_CAM_UNREACHABLE, reason);
 			g_mutex_lock(&g->lock);
 			g->st.retry_in_ms = backoff;
@@ -471,6 +476,7 @@ static gpointer ingest_thread(gpointer data)
 		edge_segw_close(&w, EDGE_CUT_STOP);
 		set_recording(g, &w);
 		avformat_close_input(&ic);
+		edge_avlog_unregister(registered);
 		/* A session that lasted a while resets the backoff; a flapping camera does not. */
 		if (cn_time_mono_ms() - t0 > 30000)
 			backoff = BACKOFF_MIN_MS;
@@ -526,6 +532,7 @@ void edge_ingest_status(struct edge_ingest *g, struct edge_ingest_status *out)
 	g_mutex_lock(&g->lock);
 	*out = g->st;
 	g_mutex_unlock(&g->lock);
+	out->packets_lost = (uint64_t)atomic_load(&g->rtp_lost);
 }
 
 void edge_ingest_request_stop(struct edge_ingest *g)

@@ -42,7 +42,7 @@ struct edge_ingest_status {
 	char codec[16];
 	int width, height;
 	double fps, kbps;       /* over the last few seconds */
-	uint64_t reconnects, packets, bytes_in, corrupt_packets;
+	uint64_t reconnects, packets, bytes_in, corrupt_packets, packets_lost;
 	uint64_t segments, fragments, bytes_recorded;
 };
 
@@ -62,6 +62,7 @@ struct edge_ingest {
 	atomic_llong analyze_deadline_mono;
 	atomic_bool motion_active;
 	atomic_llong motion_until_mono; /* post-record: keep recording until then */
+	atomic_llong rtp_lost;          /* RTP packets FFmpeg reported missing (edge_avlog) */
 	atomic_llong event_until_mono;  /* events mode: a camera push keeps it recording until then */
 };
 

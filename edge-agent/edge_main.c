@@ -9,6 +9,7 @@
 #include "cn_log.h"
 #include "cn_metrics.h"
 #include "edge.h"
+#include "edge_avlog.h"
 #include "edge_recover.h"
 
 static const struct cn_conf_directive edge_directives[] = {
@@ -155,6 +156,7 @@ int main(int argc, char **argv)
 	/* Two threads per camera would each get a malloc arena holding freed buffers;
 	 * a few shared arenas keep the resident size per camera small. */
 	mallopt(M_ARENA_MAX, 4);
+	edge_avlog_install();
 	struct edge e = { 0 };
 	struct cn_daemon d = {
 		.component = "edge",

@@ -80,6 +80,7 @@ def test_records_four_cameras_for_two_minutes(edge_factory, camera_factory, tmp_
     m = edge.d.get("/metrics").text
     for i in range(4):
         assert f'canopy_camera_up{{camera="cam{i}"}} 1' in m
+        assert f'canopy_camera_packets_lost_total{{camera="cam{i}"}} 0' in m  # TCP: nothing lost
         assert f'canopy_camera_recording{{camera="cam{i}"}} 1' in m
         fps = float(re.search(rf'^canopy_camera_fps{{camera="cam{i}"}} ([0-9.]+)$', m, re.M).group(1))
         assert 12 <= fps <= 18, fps
@@ -275,3 +276,16 @@ def first_frame(path: Path):
     raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-frames:v", "1", "-f", "rawvideo",
                           "-pix_fmt", "gray", "-"], capture_output=True, timeout=30).stdout
     return np.frombuffer(raw[:W * H], np.uint8).reshape(H, W)
+
+
+def test_json_logs_stay_json_with_ffmpeg_errors(edge_factory, camera_factory):
+    cam = camera_factory(width=320, height=180, user="admin", password="right-one")
+    entry = camera_entry(cam, "gate")
+    entry["password"] = "Wrong-7x"
+    edge = edge_factory([entry], log_format="json", log_debug="ffmpeg")
+    edge.wait_state("gate", "unauthorized")
+    assert edge.d.stop() == 0
+    lines = [ln for ln in edge.d.log().splitlines() if ln.strip()]
+    records = [json.loads(ln) for ln in lines]  # every line, FFmpeg's included, is JSON
+    ff = [r for r in records if r["sub"] == "ffmpeg"]
+    assert any("401" in r["msg"] for r in ff), ff
