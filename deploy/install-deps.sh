@@ -25,6 +25,8 @@ packages=(
 	libgstrtspserver-1.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 	gstreamer1.0-x ffmpeg
+	# make bench: h264parse (serving a pre-encoded clip)
+	gstreamer1.0-plugins-bad
 	# HTTP client for tests and examples
 	curl
 )
