@@ -69,12 +69,10 @@ bool edge_analytics_fallback(struct edge_analytics *a, const char *camera)
 static void add_event(struct edge_index *ix, const char *camera, const char *type, int64_t time_ms,
 		      cJSON *o)
 {
-	uint8_t rnd[12];
 	char id[24], ts[40];
 	char *text;
 
-	cn_random_bytes(rnd, sizeof(rnd));
-	cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), id, sizeof(id), NULL);
+	cn_random_id(id, sizeof(id));
 	cn_time_format_rfc3339(time_ms, ts, sizeof(ts));
 	cJSON_AddStringToObject(o, "id", id);
 	cJSON_AddStringToObject(o, "camera", camera);

@@ -24,7 +24,6 @@ int edge_api_write_admin_token(struct edge *e)
 {
 	struct cn_jwt_claims c;
 	struct cn_buf tok;
-	uint8_t rnd[12];
 	char path[1200], tmp[1210];
 	int64_t now = cn_time_wall_ms() / 1000;
 	int fd, rc;
@@ -34,8 +33,7 @@ int edge_api_write_admin_token(struct edge *e)
 	cn_strlcpy(c.sub, "local-admin", sizeof(c.sub));
 	cn_strlcpy(c.tenant, "local", sizeof(c.tenant));
 	cn_strlcpy(c.scope, ADMIN_SCOPE, sizeof(c.scope));
-	cn_random_bytes(rnd, sizeof(rnd));
-	cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), c.jti, sizeof(c.jti), NULL);
+	cn_random_id(c.jti, sizeof(c.jti));
 	c.iat = now;
 	c.exp = now + ADMIN_TOKEN_DAYS * 86400;
 	cn_buf_init(&tok, CN_JWT_MAX_TOKEN);
@@ -452,13 +450,12 @@ static int get_export(const struct cn_http_req *req, struct cn_http_resp *resp, 
 		cn_http_problem(resp, 400, "Bad Request", "'camera' is required");
 		return 0;
 	}
-	if (cn_http_query_get(req, "from", (char[2]){ 0 }, 2) == -ENOENT ||
-	    cn_http_query_get(req, "to", (char[2]){ 0 }, 2) == -ENOENT) {
+	if (time_param(req, resp, "from", INT64_MIN, &from) || time_param(req, resp, "to", INT64_MIN, &to))
+		return 0;
+	if (from == INT64_MIN || to == INT64_MIN) {
 		cn_http_problem(resp, 400, "Bad Request", "'from' and 'to' are required");
 		return 0;
 	}
-	if (time_param(req, resp, "from", 0, &from) || time_param(req, resp, "to", 0, &to))
-		return 0;
 	if (from >= to || to - from > 24LL * 3600 * 1000) {
 		cn_http_problem(resp, 400, "Bad Request", "'from' must be before 'to', at most 24 h apart");
 		return 0;

@@ -80,14 +80,12 @@ void edge_ingest_url(const struct edge_camera_cfg *c, const char *url, char *out
 void edge_ingest_emit(struct edge_ingest *g, struct edge_index *ix, const char *type,
 		      const char *state, const char *reason)
 {
-	uint8_t rnd[12];
 	char id[24], ts[40];
 	cJSON *o = cJSON_CreateObject();
 	char *json = NULL;
 	int64_t now = cn_time_wall_ms();
 
-	cn_random_bytes(rnd, sizeof(rnd));
-	cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), id, sizeof(id), NULL);
+	cn_random_id(id, sizeof(id));
 	cn_time_format_rfc3339(now, ts, sizeof(ts));
 	if (!o || !cJSON_AddStringToObject(o, "id", id) ||
 	    !cJSON_AddStringToObject(o, "camera", g->cfg.id) ||
@@ -136,16 +134,6 @@ static void set_state(struct edge_ingest *g, struct edge_index *ix, enum edge_ca
 	if (ix && s != EDGE_CAM_STOPPED)
 		edge_ingest_emit(g, ix, s == EDGE_CAM_ONLINE ? "camera.online" : "camera.offline",
 			   edge_cam_state_name(s), reason);
-}
-
-/* Schedules are in the site's local time: the box's time zone (TZ). */
-static int local_offset_min(int64_t now_ms)
-{
-	time_t t = (time_t)(now_ms / 1000);
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	return (int)(tm.tm_gmtoff / 60);
 }
 
 /* Sleeps up to ms, in small steps so a stop request is seen quickly. */
@@ -303,7 +291,7 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		g->st.bytes_in += (uint64_t)pkt->size;
 		if (pkt->flags & AV_PKT_FLAG_CORRUPT)
 			g->st.corrupt_packets++;
-		bool scheduled = edge_camcfg_scheduled(&g->cfg, now, local_offset_min(now));
+		bool scheduled = edge_camcfg_scheduled(&g->cfg, now, cn_time_local_offset_min(now));
 		/* motion and events modes record around triggers, with pre- and post-record. */
 		bool motion_mode = (g->cfg.recording == EDGE_REC_MOTION ||
 				    g->cfg.recording == EDGE_REC_EVENTS) && scheduled;

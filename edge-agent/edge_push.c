@@ -42,15 +42,6 @@ static bool from_camera(const struct edge_camera_cfg *cfg, const char *peer)
 	return strcmp(ip, peer) == 0;
 }
 
-static int local_offset_min(int64_t utc_ms)
-{
-	time_t t = (time_t)(utc_ms / 1000);
-	struct tm tm;
-
-	localtime_r(&t, &tm);
-	return (int)(tm.tm_gmtoff / 60);
-}
-
 /* Saves the push's JPEG under data_dir/snapshots/<camera>/<date>/<id>.jpg; returns the
  * path relative to data_dir in rel, or "" when there was none or it could not be saved. */
 static void save_snapshot(struct edge *e, const struct cn_camevent *ev, const char *cam,
@@ -100,7 +91,6 @@ static int post_push(const struct cn_http_req *req, struct cn_http_resp *resp, v
 	struct cn_camevent *ev = calloc(1, sizeof(*ev));
 	struct edge_camera_cfg cfg;
 	char camid[64], ctype[CN_CAMEVENT_MAX_CONTENT_TYPE], err[300], detail[400], id[24], snap[300];
-	uint8_t rnd[12];
 	cJSON *json = NULL;
 	char *text = NULL;
 	int64_t seq;
@@ -133,9 +123,8 @@ static int post_push(const struct cn_http_req *req, struct cn_http_resp *resp, v
 		goto out_free;
 	}
 	if (!ev->offset_known)
-		cn_camevent_set_offset(ev, local_offset_min(ev->utc_ms));
-	cn_random_bytes(rnd, sizeof(rnd));
-	cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), id, sizeof(id), NULL);
+		cn_camevent_set_offset(ev, cn_time_local_offset_min(ev->utc_ms));
+	cn_random_id(id, sizeof(id));
 	save_snapshot(e, ev, camid, id, snap, sizeof(snap));
 	if ((rc = cn_camevent_to_json(ev, &json)) < 0)
 		goto out_free;

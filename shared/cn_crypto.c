@@ -29,6 +29,14 @@ int cn_random_bytes(void *out, size_t n)
 	return RAND_bytes(out, (int)n) == 1 ? 0 : -EIO;
 }
 
+int cn_random_id(char *out, size_t cap)
+{
+	uint8_t rnd[12];
+	int rc = cn_random_bytes(rnd, sizeof(rnd));
+
+	return rc < 0 ? rc : cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), out, cap, NULL);
+}
+
 static int hmac(const EVP_MD *md, const void *key, size_t klen, const void *msg, size_t mlen,
 		uint8_t *out, unsigned want)
 {

@@ -12,6 +12,9 @@
 #define CN_ED25519_SIG_LEN 64
 
 int cn_random_bytes(void *out, size_t n);
+/* A random id: base64url of 12 random bytes, 16 characters; cap >= 17. */
+#define CN_RANDOM_ID_LEN 16
+int cn_random_id(char *out, size_t cap);
 int cn_hmac_sha1(const void *key, size_t klen, const void *msg, size_t mlen,
 		 uint8_t out[CN_SHA1_LEN]);
 int cn_hmac_sha256(const void *key, size_t klen, const void *msg, size_t mlen,

@@ -160,15 +160,12 @@ out_free_root:
 
 int cn_envelope_make(struct cn_envelope *env, const char *type, uint64_t seq, cJSON *body)
 {
-	uint8_t rnd[12];
 	int rc;
 
 	memset(env, 0, sizeof(*env));
 	if (cn_strlcpy(env->type, type, sizeof(env->type)) < 0 || !type_ok(env->type))
 		return -EINVAL;
-	if ((rc = cn_random_bytes(rnd, sizeof(rnd))) < 0)
-		return rc;
-	if ((rc = cn_base64_encode(CN_B64_URL, rnd, sizeof(rnd), env->id, sizeof(env->id), NULL)) < 0)
+	if ((rc = cn_random_id(env->id, sizeof(env->id))) < 0)
 		return rc;
 	env->seq = seq;
 	env->time_ms = cn_time_wall_ms();

@@ -139,3 +139,12 @@ int cn_time_parse_rfc3339(const char *s, size_t len, int64_t *ms)
 	*ms = t * 1000 + frac_ms;
 	return 0;
 }
+
+int cn_time_local_offset_min(int64_t utc_ms)
+{
+	time_t t = (time_t)(utc_ms / 1000);
+	struct tm tm;
+
+	localtime_r(&t, &tm);
+	return (int)(tm.tm_gmtoff / 60);
+}

@@ -10,6 +10,9 @@ int64_t cn_time_mono_ms(void);
 /* Milliseconds since the Unix epoch, UTC. */
 int64_t cn_time_wall_ms(void);
 
+/* Offset of the process's local time zone (TZ) from UTC at that instant, in minutes. */
+int cn_time_local_offset_min(int64_t utc_ms);
+
 /* The representable range: 0000-01-01T00:00:00Z .. 9999-12-31T23:59:59Z, in epoch seconds. */
 #define CN_TIME_MIN_S (-62167219200LL)
 #define CN_TIME_MAX_S 253402300799LL
