@@ -15,17 +15,20 @@ endif
 CC ?= cc
 CLANG ?= clang
 PYTHON ?= /usr/bin/python3
-PKGS := glib-2.0 libwebsockets openssl libcjson expat
+PKGS := glib-2.0 libwebsockets openssl libcjson expat libargon2
 # The edge also records and analyses video (FFmpeg), keeps its index in SQLite and talks
 # to analytics workers over nanomsg.
 EDGE_PKGS := libavformat libavcodec libavutil libswscale sqlite3 nanomsg
+# Central keeps its state in PostgreSQL.
+CENTRAL_PKGS := libpq
 TESTCAM_PKGS := gstreamer-rtsp-server-1.0 gstreamer-1.0 gstreamer-video-1.0
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 
 # Lazily expanded so `make deps`/`make test` can install packages before pkg-config runs.
-PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(EDGE_PKGS))
+PKG_CFLAGS = $(shell pkg-config --cflags $(PKGS) $(EDGE_PKGS) $(CENTRAL_PKGS))
 PKG_LIBS = $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 EDGE_LIBS = $(shell pkg-config --libs $(EDGE_PKGS))
+CENTRAL_LIBS = $(shell pkg-config --libs $(CENTRAL_PKGS))
 WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wvla -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?=
 CFLAGS += -std=c11 -D_GNU_SOURCE $(OPT) $(WARN) $(SANFLAGS) -MMD -MP \
@@ -73,9 +76,22 @@ $(BUILD)/bin/canopy-edge: $(EDGE_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EDGE_LIBS)
 
+CENTRAL_SRC := $(wildcard central/*.c)
+# The SQL migrations are compiled in, so a central binary always carries its own schema.
+CENTRAL_GEN := $(BUILD)/gen/central_migrations.c
+CENTRAL_OBJ := $(CENTRAL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/central_migrations.o
+CENTRAL_LIB_OBJ := $(filter-out $(BUILD)/obj/central/central_main.o,$(CENTRAL_OBJ))
+$(CENTRAL_GEN): $(sort $(wildcard schemas/central/*.sql)) deploy/embed-sql.sh
+	@mkdir -p $(dir $@)
+	deploy/embed-sql.sh $(sort $(wildcard schemas/central/*.sql)) > $@.tmp && mv $@.tmp $@
+$(BUILD)/obj/gen/central_migrations.o: $(CENTRAL_GEN)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -Icentral -c $< -o $@
+$(BUILD)/bin/canopy-central: $(CENTRAL_OBJ) $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(CENTRAL_LIBS)
+
 $(BUILD)/bin/canopy-relay: $(BUILD)/obj/relay/relay_main.o $(LIB)
-$(BUILD)/bin/canopy-central: $(BUILD)/obj/central/central_main.o $(LIB)
-$(BUILD)/bin/canopy-relay $(BUILD)/bin/canopy-central:
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -90,9 +106,9 @@ $(CODEC): $(BUILD)/obj/tests/tools/codec.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
-$(UNIT_BIN): $(UNIT_OBJ) $(EDGE_LIB_OBJ) $(LIB)
+$(UNIT_BIN): $(UNIT_OBJ) $(EDGE_LIB_OBJ) $(CENTRAL_LIB_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
-	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EDGE_LIBS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS) $(EDGE_LIBS) $(CENTRAL_LIBS)
 
 deps:
 	deploy/install-deps.sh
@@ -156,4 +172,4 @@ clean:
 	rm -rf build build-san
 
 -include $(SHARED_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/tests/tools/codec.d $(EDGE_OBJ:.o=.d) \
-	$(BUILD)/obj/relay/relay_main.d $(BUILD)/obj/central/central_main.d
+	$(BUILD)/obj/relay/relay_main.d $(CENTRAL_OBJ:.o=.d)

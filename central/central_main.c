@@ -1,15 +1,102 @@
 /* central_main.c: canopy-central entry point and its configuration table (federator: PostgreSQL control plane, REST API and console). */
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
+#include "central.h"
+#include "central_api.h"
+#include "central_bootstrap.h"
+#include "central_migrations.h"
+#include "cn_crypto.h"
 #include "cn_daemon.h"
+#include "cn_err.h"
+#include "cn_log.h"
 
-struct central_conf {
-	struct cn_daemon_conf base;
-};
+int central_auth_init(void);
+
+#define C(field) offsetof(struct central_conf, field)
 
 static const struct cn_conf_directive central_directives[] = {
 	CN_DAEMON_DIRECTIVES(struct central_conf, "central", "/var/lib/canopy-central", "8680"),
+	{ "db", CN_CONF_STRING, C(db), 1, 1024, "dbname=canopy", NULL,
+	  "libpq connection string of the PostgreSQL database (shared by all central instances)" },
+	{ "db_pool", CN_CONF_INT, C(db_pool), 1, 64, "4", NULL,
+	  "database connections (worker threads) of this instance" },
+	{ "db_queue", CN_CONF_INT, C(db_queue), 16, 100000, "1024", NULL,
+	  "database jobs that may wait; more are answered 503" },
+	{ "access_token_ttl", CN_CONF_DURATION, C(access_token_ttl), (60) * 1000LL, (86400) * 1000LL, "15m", NULL,
+	  "lifetime of access tokens" },
+	{ "refresh_token_ttl", CN_CONF_DURATION, C(refresh_token_ttl), (300) * 1000LL, (365 * 86400) * 1000LL, "30d", NULL,
+	  "longest life of a login session (its refresh token), however active" },
+	{ "session_idle", CN_CONF_DURATION, C(session_idle), (10) * 1000LL, (86400) * 1000LL, "6m", NULL,
+	  "a session with no request for this long ends (and stops counting against the limit)" },
+	{ "lockout_failures", CN_CONF_INT, C(lockout_failures), 1, 1000, "5", NULL,
+	  "failed logins on one account that lock it" },
+	{ "lockout_addr_failures", CN_CONF_INT, C(lockout_addr_failures), 1, 100000, "5", NULL,
+	  "failed logins from one source address that lock the address" },
+	{ "lockout_minutes", CN_CONF_INT, C(lockout_minutes), 1, 1440, "15", NULL,
+	  "how long a lockout lasts; also the window failures are counted in" },
+	{ "node_offline_after", CN_CONF_DURATION, C(node_offline_after), (5) * 1000LL, (3600) * 1000LL, "2m", NULL,
+	  "a node silent this long is marked offline, with an event" },
+	{ "config_recheck", CN_CONF_DURATION, C(config_recheck), (1) * 1000LL, (3600) * 1000LL, "60s", NULL,
+	  "how often connected nodes' configuration versions are re-checked" },
+	{ "clock_warn_ms", CN_CONF_INT, C(clock_warn_ms), 10, 3600000, "2000", NULL,
+	  "a node clock further off than this raises a warning event" },
+	{ "enrol_token_ttl", CN_CONF_DURATION, C(enrol_token_ttl), (60) * 1000LL, (30 * 86400) * 1000LL, "24h", NULL,
+	  "default lifetime of an enrolment token" },
+	{ "bootstrap_password_file", CN_CONF_STRING, C(bootstrap_password_file), 0, 1024, "", NULL,
+	  "file holding the first administrator's password (else random, written to data_dir)" },
 };
+
+static int central_start(struct cn_daemon *d)
+{
+	struct central_conf *conf = d->conf;
+	struct central *c = calloc(1, sizeof(*c));
+	char err[512];
+	PGconn *pg;
+	int rc, from = 0, to = 0;
+
+	if (!c)
+		return -ENOMEM;
+	d->app = c;
+	c->d = d;
+	c->conf = conf;
+	if (cn_random_id(c->instance_id, sizeof(c->instance_id)) < 0)
+		return -EIO;
+	if (!(pg = central_db_connect(conf->db, err, sizeof(err)))) {
+		cn_log_error("central", "%s", err);
+		return -ECONNREFUSED;
+	}
+	rc = central_migrate(pg, &from, &to, err, sizeof(err));
+	if (rc == 0)
+		rc = central_bootstrap(pg, c, err, sizeof(err));
+	PQfinish(pg);
+	if (rc < 0) {
+		cn_log_error("central", "database: %s", err);
+		return rc;
+	}
+	cn_log_info("central", "database schema version %d%s", to, from != to ? " (migrated)" : "");
+	if ((rc = central_auth_init()) < 0)
+		return rc;
+	if ((rc = central_db_open(&d->loop, conf->db, (int)conf->db_pool, (size_t)conf->db_queue,
+				  &c->db)) < 0)
+		return rc;
+	return central_api_init(c);
+}
+
+static void central_stop(struct cn_daemon *d)
+{
+	struct central *c = d->app;
+
+	if (!c)
+		return;
+	central_db_close(c->db);
+	central_api_free(c);
+	cn_ed25519_free(c->sign_key);
+	free(c);
+	d->app = NULL;
+}
 
 int main(int argc, char **argv)
 {
@@ -19,6 +106,8 @@ int main(int argc, char **argv)
 		.table = central_directives,
 		.ntable = sizeof(central_directives) / sizeof(central_directives[0]),
 		.conf = &conf,
+		.start = central_start,
+		.stop = central_stop,
 	};
 
 	return cn_daemon_main(&d, argc, argv);

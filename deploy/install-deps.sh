@@ -13,12 +13,16 @@ packages=(
 	libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libsqlite3-dev
 	# edge: nanomsg for analytics workers on the site LAN (ipc:// or tcp://)
 	libnanomsg-dev
+	# central: PostgreSQL client; argon2id password hashing (memory-hard KDF)
+	libpq-dev libargon2-dev
 	# fuzzing: clang with libFuzzer and the sanitizer runtimes
 	clang libclang-rt-14-dev
 	# integration tests: pytest and friends under Debian's /usr/bin/python3
 	python3 python3-pytest python3-psycopg2 python3-numpy
 	# independent implementations the codecs are checked against (PyJWT, jsonschema)
 	python3-jwt python3-jsonschema python3-cryptography
+	# independent WebSocket and HTTP clients for the uplink and REST tests
+	python3-websockets python3-requests
 	# private PostgreSQL clusters for tests and the demo
 	postgresql
 	# RTSP test cameras (GStreamer RTSP server, x264 encoder, clock overlay) and probes
@@ -27,8 +31,8 @@ packages=(
 	gstreamer1.0-x ffmpeg
 	# make bench: h264parse (serving a pre-encoded clip)
 	gstreamer1.0-plugins-bad
-	# HTTP client for tests and examples
-	curl
+	# HTTP client for tests and examples; HTTP load generator for make bench
+	curl wrk
 )
 
 missing() {

@@ -8,7 +8,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <limits.h>
+
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
@@ -125,6 +128,57 @@ int cn_ed25519_load(const char *path, struct cn_ed25519 **out)
 		return CN_E_BAD_ALG;
 	}
 	return wrap(pkey, priv, out);
+}
+
+int cn_ed25519_from_pem(const char *pem, size_t len, struct cn_ed25519 **out)
+{
+	BIO *b;
+	EVP_PKEY *pkey;
+	bool priv = true;
+
+	if (len > INT_MAX || !(b = BIO_new_mem_buf(pem, (int)len)))
+		return -ENOMEM;
+	pkey = PEM_read_bio_PrivateKey(b, NULL, NULL, NULL);
+	if (!pkey) {
+		(void)BIO_reset(b);
+		pkey = PEM_read_bio_PUBKEY(b, NULL, NULL, NULL);
+		priv = false;
+	}
+	BIO_free(b);
+	ERR_clear_error();
+	if (!pkey)
+		return CN_E_MALFORMED;
+	if (EVP_PKEY_get_id(pkey) != EVP_PKEY_ED25519) {
+		EVP_PKEY_free(pkey);
+		return CN_E_BAD_ALG;
+	}
+	return wrap(pkey, priv, out);
+}
+
+int cn_ed25519_to_pem(const struct cn_ed25519 *k, bool priv, char **out)
+{
+	BIO *b = BIO_new(BIO_s_mem());
+	char *data;
+	long n;
+	int ok;
+
+	if (!b)
+		return -ENOMEM;
+	if (priv && !k->priv) {
+		BIO_free(b);
+		return -EINVAL;
+	}
+	ok = priv ? PEM_write_bio_PrivateKey(b, k->pkey, NULL, NULL, 0, NULL, NULL)
+		  : PEM_write_bio_PUBKEY(b, k->pkey);
+	n = BIO_get_mem_data(b, &data);
+	if (!ok || n <= 0 || !(*out = malloc((size_t)n + 1))) {
+		BIO_free(b);
+		return ok ? -ENOMEM : -EIO;
+	}
+	memcpy(*out, data, (size_t)n);
+	(*out)[n] = '\0';
+	BIO_free(b);
+	return 0;
 }
 
 static int save_pem(const struct cn_ed25519 *k, const char *path, bool priv)

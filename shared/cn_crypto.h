@@ -32,6 +32,10 @@ int cn_ed25519_load(const char *path, struct cn_ed25519 **out);
 /* Writes the private key as PKCS#8 PEM, mode 0600, atomically (temp file + rename). */
 int cn_ed25519_save_private(const struct cn_ed25519 *k, const char *path);
 int cn_ed25519_save_public(const struct cn_ed25519 *k, const char *path);
+/* The same from PEM text in memory (keys kept in a database). */
+int cn_ed25519_from_pem(const char *pem, size_t len, struct cn_ed25519 **out);
+/* PEM text of the private (priv) or public key, NUL-terminated; caller frees. */
+int cn_ed25519_to_pem(const struct cn_ed25519 *k, bool priv, char **out);
 int cn_ed25519_from_public(const uint8_t raw[CN_ED25519_PUB_LEN], struct cn_ed25519 **out);
 int cn_ed25519_public(const struct cn_ed25519 *k, uint8_t raw[CN_ED25519_PUB_LEN]);
 bool cn_ed25519_has_private(const struct cn_ed25519 *k);

@@ -17,6 +17,8 @@ const char *cn_strerror(int err)
 	case CN_E_NOT_YET: return "not yet valid";
 	case CN_E_CONFIG: return "invalid configuration";
 	case CN_E_FULL: return "queue full";
+	case CN_E_MISMATCH: return "does not match";
+	case CN_E_POLICY: return "refused by policy";
 	default: break;
 	}
 	if (err < 0 && err > -4096)

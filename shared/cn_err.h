@@ -14,6 +14,8 @@ enum {
 	CN_E_NOT_YET = -1005,   /* token before its nbf */
 	CN_E_CONFIG = -1006,    /* configuration rejected */
 	CN_E_FULL = -1007,      /* bounded queue or buffer full */
+	CN_E_MISMATCH = -1008,  /* secret (password) does not match the stored one */
+	CN_E_POLICY = -1009,    /* input well-formed but refused by policy (weak password) */
 };
 
 #include <stddef.h>

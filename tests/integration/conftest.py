@@ -5,4 +5,5 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-pytest_plugins = ["fixtures.pg", "fixtures.camera", "fixtures.daemons", "fixtures.edge"]
+pytest_plugins = ["fixtures.pg", "fixtures.camera", "fixtures.daemons", "fixtures.edge",
+                  "fixtures.central"]

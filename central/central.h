@@ -1,0 +1,40 @@
+/* central.h: canopy-central's configuration and process state, shared by its parts. */
+#ifndef CENTRAL_H
+#define CENTRAL_H
+
+#include <stdint.h>
+
+#include "central_db.h"
+#include "cn_crypto.h"
+#include "cn_daemon.h"
+
+struct central_conf {
+	struct cn_daemon_conf base;
+	char *db;
+	int64_t db_pool;
+	int64_t db_queue;
+	int64_t access_token_ttl;  /* ms, like every duration */
+	int64_t refresh_token_ttl;
+	int64_t session_idle;
+	int64_t lockout_failures;
+	int64_t lockout_addr_failures;
+	int64_t lockout_minutes;
+	int64_t node_offline_after;
+	int64_t config_recheck;
+	int64_t clock_warn_ms;
+	int64_t enrol_token_ttl;
+	char *bootstrap_password_file;
+};
+
+struct central {
+	struct cn_daemon *d;
+	struct central_conf *conf;
+	struct central_db *db;
+	/* Token signing key, shared by every instance through the database. */
+	struct cn_ed25519 *sign_key;
+	char sign_kid[32];
+	char instance_id[40];
+	struct central_api *api;
+};
+
+#endif

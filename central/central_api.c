@@ -1,0 +1,726 @@
+/* central_api.c: REST dispatch: match an operation, validate on the loop, run it on a database worker. */
+#include "central_api.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "central.h"
+#include "central_auth.h"
+#include "cn_buf.h"
+#include "cn_err.h"
+#include "cn_json.h"
+#include "cn_log.h"
+#include "cn_metrics.h"
+#include "cn_time.h"
+
+#define API_PREFIX "/api/v1/"
+#define API_MAX_DEPTH 16
+#define API_MAX_ARRAY 200
+#define API_MAX_RESPONSE (32u << 20)
+
+struct api_job {
+	struct central_job job;
+	struct api_call call;
+	struct cn_http_server *server;
+	uint64_t req_id;
+	char authz[CENTRAL_AUTHZ_MAX];
+};
+
+static struct cn_metric m_requests = CN_METRIC_INIT(
+	"canopy_central_api_requests_total", CN_METRIC_COUNTER, "REST API requests dispatched");
+static struct cn_metric m_rejected = CN_METRIC_INIT(
+	"canopy_central_api_invalid_total", CN_METRIC_COUNTER,
+	"REST API requests refused before reaching the database (bad path, body or query)");
+static struct cn_metric m_busy = CN_METRIC_INIT(
+	"canopy_central_api_busy_total", CN_METRIC_COUNTER,
+	"REST API requests answered 503 because the database queue was full");
+
+int api_problem(struct api_call *call, int status, const char *fmt, ...)
+{
+	static const struct {
+		int status;
+		const char *title;
+	} titles[] = {
+		{ 400, "Bad Request" },	      { 401, "Unauthorized" },
+		{ 403, "Forbidden" },	      { 404, "Not Found" },
+		{ 405, "Method Not Allowed" }, { 409, "Conflict" },
+		{ 412, "Precondition Failed" }, { 422, "Unprocessable Content" },
+		{ 428, "Precondition Required" }, { 429, "Too Many Requests" },
+		{ 500, "Internal Server Error" }, { 503, "Service Unavailable" },
+	};
+	const char *title = "Error";
+	char detail[900];
+	va_list ap;
+	size_t i;
+
+	for (i = 0; i < sizeof(titles) / sizeof(titles[0]); i++)
+		if (titles[i].status == status)
+			title = titles[i].title;
+	va_start(ap, fmt);
+	vsnprintf(detail, sizeof(detail), fmt, ap);
+	va_end(ap);
+	return cn_http_problem(&call->resp, status, title, "%s", detail);
+}
+
+int api_json(struct api_call *call, int status, cJSON *body)
+{
+	call->resp.status = status;
+	cn_strlcpy(call->resp.content_type, "application/json", sizeof(call->resp.content_type));
+	cn_buf_reset(&call->resp.body);
+	return cn_json_print(body, &call->resp.body);
+}
+
+int api_audit(PGconn *pg, struct api_call *call, const char *tenant, const char *actor_id,
+	      const char *actor_name, const char *action, const char *object_type,
+	      const char *object_id, const char *result, const char *detail_json)
+{
+	const char *p[10] = { tenant && *tenant ? tenant : NULL,
+			      actor_id && *actor_id ? actor_id : NULL,
+			      actor_name ? actor_name : "",
+			      call->auth.client_type,
+			      call->peer,
+			      action,
+			      object_type ? object_type : "",
+			      object_id ? object_id : "",
+			      result,
+			      detail_json ? detail_json : "{}" };
+	char err[256];
+	int rc = central_db_run(pg,
+				"INSERT INTO audit_log (tenant_id, actor_id, actor_name, client_type,"
+				" source_addr, action, object_type, object_id, result, detail)"
+				" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb)",
+				10, p, err, sizeof(err));
+
+	if (rc < 0)
+		cn_log_error("api", "audit row for %s not written: %s", action, err);
+	return rc;
+}
+
+/* ---- matching ---------------------------------------------------------------------- */
+
+static bool is_uuid(const char *s, size_t n)
+{
+	size_t i;
+
+	if (n != 36)
+		return false;
+	for (i = 0; i < n; i++) {
+		if (i == 8 || i == 13 || i == 18 || i == 23) {
+			if (s[i] != '-')
+				return false;
+		} else if (!isxdigit((unsigned char)s[i])) {
+			return false;
+		}
+	}
+	return true;
+}
+
+/* Matches path against pattern; fills id/sub. A non-UUID where one is expected is a
+ * match failure, so it ends in 404 like an unknown id. */
+static bool match(const char *pattern, struct cn_str path, char *id, char *sub)
+{
+	const char *p = pattern, *s = path.p, *end = path.p + path.len;
+
+	while (*p && s <= end) {
+		if (*p == '{') {
+			const char *close = strchr(p, '}');
+			const char *seg = s;
+			char *dst;
+
+			while (s < end && *s != '/')
+				s++;
+			if (!is_uuid(seg, (size_t)(s - seg)))
+				return false;
+			dst = strncmp(p, "{id}", 4) == 0 ? id : sub;
+			memcpy(dst, seg, 36);
+			dst[36] = '\0';
+			p = close + 1;
+			continue;
+		}
+		if (s == end || *p != *s)
+			return false;
+		p++;
+		s++;
+	}
+	return *p == '\0' && s == end;
+}
+
+/* ---- validation -------------------------------------------------------------------- */
+
+static size_t utf8_len(const char *s)
+{
+	size_t n = 0;
+
+	for (; *s; s++)
+		if (((unsigned char)*s & 0xC0) != 0x80)
+			n++;
+	return n;
+}
+
+static int check_value(const struct api_field *f, const cJSON *v, const char *where, char *why,
+		       size_t cap)
+{
+	switch (f->type) {
+	case F_STR: {
+		size_t n;
+
+		if (!cJSON_IsString(v))
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be a string", where, f->name);
+		n = utf8_len(v->valuestring);
+		if ((int64_t)n < f->min || (int64_t)n > f->max)
+			return cn_fail(-EINVAL, why, cap,
+				       "%s '%s': must be %lld to %lld characters long (has %zu)", where,
+				       f->name, (long long)f->min, (long long)f->max, n);
+		return 0;
+	}
+	case F_INT: {
+		double d;
+
+		if (!cJSON_IsNumber(v))
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an integer", where, f->name);
+		d = v->valuedouble;
+		if (d != (double)(int64_t)d)
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an integer", where, f->name);
+		if ((int64_t)d < f->min || (int64_t)d > f->max)
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be between %lld and %lld", where,
+				       f->name, (long long)f->min, (long long)f->max);
+		return 0;
+	}
+	case F_BOOL:
+		if (!cJSON_IsBool(v))
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be true or false", where,
+				       f->name);
+		return 0;
+	case F_UUIDN:
+		if (cJSON_IsNull(v))
+			return 0;
+		/* fall through */
+	case F_UUID:
+		if (!cJSON_IsString(v) || !is_uuid(v->valuestring, strlen(v->valuestring)))
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be a UUID%s", where, f->name,
+				       f->type == F_UUIDN ? " or null" : "");
+		return 0;
+	case F_OBJ:
+		if (!cJSON_IsObject(v))
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an object", where, f->name);
+		return 0;
+	case F_STRARR: {
+		const cJSON *it;
+		int n = 0;
+
+		if (!cJSON_IsArray(v))
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an array of strings", where,
+				       f->name);
+		cJSON_ArrayForEach(it, v) {
+			size_t len;
+
+			if (!cJSON_IsString(it))
+				return cn_fail(-EINVAL, why, cap, "%s '%s'[%d]: must be a string", where,
+					       f->name, n);
+			len = strlen(it->valuestring);
+			if (len < 1 || (int64_t)len > f->max)
+				return cn_fail(-EINVAL, why, cap,
+					       "%s '%s'[%d]: must be 1 to %lld characters long", where,
+					       f->name, n, (long long)f->max);
+			if (++n > API_MAX_ARRAY)
+				return cn_fail(-EINVAL, why, cap, "%s '%s': more than %d items", where,
+					       f->name, API_MAX_ARRAY);
+		}
+		if (n < f->min)
+			return cn_fail(-EINVAL, why, cap, "%s '%s': needs at least %lld items", where,
+				       f->name, (long long)f->min);
+		return 0;
+	}
+	case F_TIME: {
+		int64_t ms;
+
+		if (!cJSON_IsString(v) ||
+		    cn_time_parse_rfc3339(v->valuestring, strlen(v->valuestring), &ms) < 0)
+			return cn_fail(-EINVAL, why, cap,
+				       "%s '%s': must be an RFC 3339 time like 2026-01-31T12:00:00Z",
+				       where, f->name);
+		return 0;
+	}
+	}
+	return -EINVAL;
+}
+
+static const struct api_field *find_field(const struct api_field *fields, const char *name)
+{
+	for (; fields && fields->name; fields++)
+		if (strcmp(fields->name, name) == 0)
+			return fields;
+	return NULL;
+}
+
+/* Body: a JSON object with known members of the right types; required ones present
+ * on POST and PUT (PATCH changes what it names). */
+static int check_body(const struct api_op *op, const struct cn_str body, cJSON **out, char *why,
+		      size_t cap)
+{
+	const struct api_field *f;
+	const cJSON *it;
+	cJSON *o = NULL;
+	int rc;
+
+	if (!op->body) {
+		if (body.len)
+			return cn_fail(-EINVAL, why, cap, "this operation takes no request body");
+		return 0;
+	}
+	if (!body.len)
+		return cn_fail(-EINVAL, why, cap, "a JSON object body is required");
+	if ((rc = cn_json_parse(body.p, body.len, body.len, API_MAX_DEPTH, &o)) < 0)
+		return cn_fail(-EINVAL, why, cap, "body is not valid JSON (%s)", cn_strerror(rc));
+	if (!cJSON_IsObject(o)) {
+		cJSON_Delete(o);
+		return cn_fail(-EINVAL, why, cap, "body must be a JSON object");
+	}
+	cJSON_ArrayForEach(it, o) {
+		if (!(f = find_field(op->body, it->string))) {
+			char names[400] = "";
+			size_t used = 0;
+
+			for (f = op->body; f->name && used < sizeof(names); f++)
+				used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
+							 used ? ", " : "", f->name);
+			rc = cn_fail(-EINVAL, why, cap, "unknown field '%s' (known: %s)", it->string,
+				     names);
+			goto out_free;
+		}
+		if ((rc = check_value(f, it, "field", why, cap)) < 0)
+			goto out_free;
+	}
+	if (op->method != CN_HTTP_PATCH)
+		for (f = op->body; f->name; f++)
+			if (f->required && !cJSON_GetObjectItemCaseSensitive(o, f->name)) {
+				rc = cn_fail(-EINVAL, why, cap, "field '%s' is required", f->name);
+				goto out_free;
+			}
+	if (op->method == CN_HTTP_PATCH && !o->child) {
+		rc = cn_fail(-EINVAL, why, cap, "PATCH body names no field to change");
+		goto out_free;
+	}
+	*out = o;
+	return 0;
+out_free:
+	cJSON_Delete(o);
+	return rc;
+}
+
+/* Query: only the operation's parameters, typed, into a JSON object for SQL. */
+static int check_query(const struct api_op *op, const struct cn_http_req *req, cJSON **out,
+		       char *why, size_t cap)
+{
+	const char *q = req->query.p, *end = req->query.p + req->query.len;
+	cJSON *o = cJSON_CreateObject();
+	int rc = 0;
+
+	if (!o)
+		return -ENOMEM;
+	while (q && q < end) {
+		size_t flen = strnlen(q, (size_t)(end - q));
+		const char *eq = memchr(q, '=', flen);
+		char name[64], value[512];
+		const struct api_field *f;
+		cJSON *v = NULL;
+
+		if (flen == 0) {
+			q++;
+			continue;
+		}
+		if (!eq || (size_t)(eq - q) >= sizeof(name) || flen - (size_t)(eq - q) > sizeof(value)) {
+			rc = cn_fail(-EINVAL, why, cap, "malformed query parameter '%.*s'",
+				     (int)(flen > 64 ? 64 : flen), q);
+			break;
+		}
+		memcpy(name, q, (size_t)(eq - q));
+		name[eq - q] = '\0';
+		memcpy(value, eq + 1, flen - (size_t)(eq - q) - 1);
+		value[flen - (size_t)(eq - q) - 1] = '\0';
+		q += flen + 1;
+		if (!(f = find_field(op->query, name))) {
+			rc = cn_fail(-EINVAL, why, cap, "unknown query parameter '%s'", name);
+			break;
+		}
+		if (cJSON_GetObjectItemCaseSensitive(o, name)) {
+			rc = cn_fail(-EINVAL, why, cap, "query parameter '%s' given twice", name);
+			break;
+		}
+		if (f->type == F_INT) {
+			int64_t n;
+
+			if (cn_str_to_i64(cn_str_from(value), f->min, f->max, &n) < 0) {
+				rc = cn_fail(-EINVAL, why, cap,
+					     "query parameter '%s': must be an integer between %lld and %lld",
+					     name, (long long)f->min, (long long)f->max);
+				break;
+			}
+			v = cn_json_add_i64(o, name, n);
+		} else if (f->type == F_BOOL) {
+			if (strcmp(value, "true") && strcmp(value, "false")) {
+				rc = cn_fail(-EINVAL, why, cap,
+					     "query parameter '%s': must be true or false", name);
+				break;
+			}
+			v = cJSON_AddBoolToObject(o, name, value[0] == 't');
+		} else {
+			cJSON *s = cJSON_CreateString(value);
+
+			if (s && (rc = check_value(f, s, "query parameter", why, cap)) < 0) {
+				cJSON_Delete(s);
+				break;
+			}
+			if (s)
+				cJSON_AddItemToObject(o, name, s);
+			v = s;
+		}
+		if (!v) {
+			rc = -ENOMEM;
+			break;
+		}
+	}
+	if (rc < 0) {
+		cJSON_Delete(o);
+		return rc;
+	}
+	*out = o;
+	return 0;
+}
+
+/* ---- running on the worker --------------------------------------------------------- */
+
+/* Secrets never reach the audit log: any member named password (at any depth) is masked. */
+static void redact(cJSON *v)
+{
+	cJSON *it;
+
+	cJSON_ArrayForEach(it, v) {
+		if (it->string && strcmp(it->string, "password") == 0 && cJSON_IsString(it))
+			cJSON_SetValuestring(it, "***");
+		else if (cJSON_IsObject(it) || cJSON_IsArray(it))
+			redact(it);
+	}
+}
+
+static char *audit_detail(const struct api_call *call)
+{
+	cJSON *copy;
+	char *out;
+
+	if (!call->body || !(copy = cJSON_Duplicate(call->body, true)))
+		return NULL;
+	redact(copy);
+	out = cJSON_PrintUnformatted(copy);
+	cJSON_Delete(copy);
+	return out;
+}
+
+static int map_sql_error(struct api_call *call, const char *state, const char *err)
+{
+	if (strcmp(state, "23505") == 0)
+		return api_problem(call, 409, "conflicts with an existing item: %s", err);
+	if (strcmp(state, "23503") == 0)
+		return api_problem(call, 409, "refers to a missing item or is still referred to: %s",
+				   err);
+	if (strcmp(state, "23514") == 0 || strcmp(state, "22P02") == 0 ||
+	    strcmp(state, "22007") == 0 || strcmp(state, "22008") == 0 ||
+	    strcmp(state, "23502") == 0 || strcmp(state, "22023") == 0)
+		return api_problem(call, 400, "invalid value: %s", err);
+	if (strcmp(state, "P0001") == 0) {
+		/* Our own RAISE: "NNN message" carries the status. */
+		int status = (int)strtol(err, NULL, 10);
+
+		if (status >= 400 && status < 600 && strlen(err) > 4)
+			return api_problem(call, status, "%s", err + 4);
+	}
+	cn_log_error("api", "%s %s: %s (SQLSTATE %s)", cn_http_method_name(call->op->method),
+		     call->op->pattern, err, state);
+	return api_problem(call, 500, "internal error (logged)");
+}
+
+static int run_sql(PGconn *pg, struct api_call *call)
+{
+	const struct api_op *op = call->op;
+	const char *p[9] = {
+		call->auth.tenant_id, call->auth.user_id, call->id[0] ? call->id : NULL,
+		call->body_json,      call->if_match[0] ? call->if_match : NULL,
+		call->query_json,     call->sub[0] ? call->sub : NULL,
+		call->extra[0],	      call->extra[1],
+	};
+	PGresult *r = PQexecParams(pg, op->sql, 9, NULL, p, NULL, NULL, 0);
+	int status, rc = 0;
+	cJSON *body = NULL;
+
+	if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+		const char *msg = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+
+		rc = map_sql_error(call, central_db_sqlstate(r), msg ? msg : PQerrorMessage(pg));
+		PQclear(r);
+		return rc < 0 ? rc : 1;
+	}
+	if (PQntuples(r) == 0) {
+		PQclear(r);
+		return api_problem(call, 404, "no such item (or not visible to you)") < 0 ? -ENOMEM : 1;
+	}
+	status = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
+	if (status >= 400) {
+		rc = api_problem(call, status, "%s", PQgetvalue(r, 0, 3));
+		PQclear(r);
+		return rc < 0 ? rc : 1;
+	}
+	call->resp.status = status;
+	cn_strlcpy(call->resp.content_type, "application/json", sizeof(call->resp.content_type));
+	if (!PQgetisnull(r, 0, 1)) {
+		char etag[48];
+
+		snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(r, 0, 1));
+		cn_http_resp_header(&call->resp, "etag", etag);
+	}
+	if (status == 204) {
+		PQclear(r);
+		return 0;
+	}
+	if (op->post || op->action) {
+		const char *txt = PQgetvalue(r, 0, 2);
+
+		if (cn_json_parse(txt, strlen(txt), API_MAX_RESPONSE, 64, &body) < 0)
+			body = NULL;
+	}
+	if (op->post && body && (rc = op->post(call, body)) < 0)
+		goto out;
+	if (body && op->post)
+		rc = cn_json_print(body, &call->resp.body);
+	else
+		rc = cn_buf_append(&call->resp.body, PQgetvalue(r, 0, 2),
+				   (size_t)PQgetlength(r, 0, 2));
+	if (rc == 0 && op->action) {
+		const cJSON *oid = body ? cJSON_GetObjectItemCaseSensitive(body, "id") : NULL;
+		const char *object = call->id[0] ? call->id
+				     : cJSON_IsString(oid) ? oid->valuestring
+							   : "";
+		char type[32];
+		const char *dot = strchr(op->action, '.');
+
+		char *detail = audit_detail(call);
+
+		snprintf(type, sizeof(type), "%.*s", dot ? (int)(dot - op->action) : 0, op->action);
+		rc = api_audit(pg, call, call->auth.tenant_id, call->auth.user_id,
+			       call->auth.username, op->action, type, object, "ok", detail);
+		free(detail);
+	}
+out:
+	cJSON_Delete(body);
+	PQclear(r);
+	return rc;
+}
+
+static int api_run(PGconn *pg, struct central_job *j)
+{
+	struct api_job *aj = (struct api_job *)j;
+	struct api_call *call = &aj->call;
+	const struct api_op *op = call->op;
+	char err[256];
+	int rc;
+
+	if (!op->anonymous) {
+		rc = central_auth_check(pg, call->c, aj->authz, call, &call->auth);
+		if (rc != 0)
+			return rc < 0 ? rc : 0; /* 1: the response (401) is filled in */
+		if (call->auth.token_id[0] && op->perm && !central_auth_scope_has(&call->auth, op->perm))
+			return api_problem(call, 403,
+					   "this API token's scopes do not include '%s'", op->perm);
+	}
+	if (op->custom)
+		return op->custom(pg, call) < 0 ? -EIO : 0;
+	if (op->action && (rc = central_db_run(pg, "BEGIN", 0, NULL, err, sizeof(err))) < 0)
+		return rc;
+	if (op->prepare && (rc = op->prepare(pg, call)) != 0) {
+		if (op->action)
+			PQclear(PQexec(pg, "ROLLBACK"));
+		return rc < 0 ? rc : 0;
+	}
+	rc = run_sql(pg, call);
+	if (op->action) {
+		if (rc == 0 && call->resp.status < 300)
+			rc = central_db_run(pg, "COMMIT", 0, NULL, err, sizeof(err));
+		else
+			PQclear(PQexec(pg, "ROLLBACK"));
+	}
+	return rc < 0 ? rc : 0;
+}
+
+static void call_free(struct api_call *call)
+{
+	cJSON_Delete(call->body);
+	free(call->body_json);
+	free(call->query_json);
+	free(call->extra[0]);
+	free(call->extra[1]);
+	free(call->post_secret);
+	cn_buf_free(&call->resp.body);
+}
+
+static void api_done(struct central_job *j)
+{
+	struct api_job *aj = (struct api_job *)j;
+	struct api_call *call = &aj->call;
+
+	if (j->rc == -ECANCELED) {
+		call_free(call);
+		free(aj);
+		return;
+	}
+	if (j->rc < 0) {
+		cn_buf_reset(&call->resp.body);
+		call->resp.nhdr = 0;
+		if (j->rc == -ECONNREFUSED) {
+			cn_log_error("api", "%s", j->err);
+			api_problem(call, 503, "database unavailable; try again shortly");
+			cn_http_resp_header(&call->resp, "retry-after", "5");
+		} else {
+			if (j->err[0])
+				cn_log_error("api", "%s %s: %s", cn_http_method_name(call->op->method),
+					     call->op->pattern, j->err);
+			api_problem(call, 500, "internal error (logged)");
+		}
+	}
+	cn_http_respond(aj->server, aj->req_id, &call->resp); /* takes the body buffer */
+	call_free(call);
+	free(aj);
+}
+
+/* ---- dispatch on the loop ---------------------------------------------------------- */
+
+static int reject(struct cn_http_resp *resp, int status, const char *title, const char *detail)
+{
+	cn_metric_add(&m_rejected, 1);
+	return cn_http_problem(resp, status, title, "%s", detail);
+}
+
+static int dispatch(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct central *c = arg;
+	const struct api_op *op = NULL;
+	char id[40] = "", sub[40] = "", why[512], allow[128] = "";
+	bool path_known = false;
+	cJSON *body = NULL, *query = NULL;
+	struct api_job *aj;
+	unsigned i;
+	int rc;
+
+	cn_metric_add(&m_requests, 1);
+	for (i = 0; i < central_nops; i++) {
+		char id2[40] = "", sub2[40] = "";
+
+		if (!match(central_ops[i].pattern, req->path, id2, sub2))
+			continue;
+		path_known = true;
+		if (!strstr(allow, cn_http_method_name(central_ops[i].method)))
+			snprintf(allow + strlen(allow), sizeof(allow) - strlen(allow), "%s%s",
+				 allow[0] ? ", " : "", cn_http_method_name(central_ops[i].method));
+		if (central_ops[i].method == req->method ||
+		    (req->method == CN_HTTP_HEAD && central_ops[i].method == CN_HTTP_GET)) {
+			op = &central_ops[i];
+			memcpy(id, id2, sizeof(id));
+			memcpy(sub, sub2, sizeof(sub));
+		}
+	}
+	if (!op && path_known) {
+		cn_http_resp_header(resp, "allow", allow);
+		snprintf(why, sizeof(why), "%s is not allowed here (allowed: %s)",
+			 cn_http_method_name(req->method), allow);
+		return reject(resp, 405, "Method Not Allowed", why);
+	}
+	if (!op)
+		return reject(resp, 404, "Not Found", "no such API resource");
+	if ((rc = check_query(op, req, &query, why, sizeof(why))) < 0)
+		return rc == -ENOMEM ? rc : reject(resp, 400, "Bad Request", why);
+	if ((rc = check_body(op, req->body, &body, why, sizeof(why))) < 0) {
+		cJSON_Delete(query);
+		return reject(resp, 400, "Bad Request", why);
+	}
+	if (!(aj = calloc(1, sizeof(*aj)))) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	aj->job.run = api_run;
+	aj->job.done = api_done;
+	aj->server = req->server;
+	aj->req_id = req->id;
+	aj->call.c = c;
+	aj->call.op = op;
+	aj->call.body = body;
+	memcpy(aj->call.id, id, sizeof(id));
+	memcpy(aj->call.sub, sub, sizeof(sub));
+	cn_strlcpy(aj->call.peer, req->peer, sizeof(aj->call.peer));
+	cn_http_resp_init(&aj->call.resp);
+	rc = cn_http_req_header(req, "authorization", aj->authz, sizeof(aj->authz));
+	if (rc == -ENOSPC) {
+		free(aj);
+		rc = reject(resp, 401, "Unauthorized", "Authorization header too long");
+		goto out_free;
+	}
+	if (cn_http_req_header(req, "user-agent", aj->call.user_agent,
+			       sizeof(aj->call.user_agent)) < 0)
+		aj->call.user_agent[0] = '\0';
+	if (cn_http_req_header(req, "if-match", why, sizeof(why)) == 0) {
+		size_t n = strlen(why);
+		int64_t v;
+
+		/* An ETag is "N" (our version); anything else can never match. */
+		if (n < 3 || why[0] != '"' || why[n - 1] != '"' ||
+		    cn_str_to_i64((struct cn_str){ why + 1, n - 2 }, 1, INT64_MAX, &v) < 0)
+			cn_strlcpy(aj->call.if_match, "0", sizeof(aj->call.if_match));
+		else
+			snprintf(aj->call.if_match, sizeof(aj->call.if_match), "%lld", (long long)v);
+	}
+	body = NULL;
+	if ((aj->call.body && !(aj->call.body_json = cJSON_PrintUnformatted(aj->call.body))) ||
+	    !(aj->call.query_json = cJSON_PrintUnformatted(query))) {
+		call_free(&aj->call);
+		free(aj);
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	if ((rc = central_db_submit(c->db, &aj->job)) < 0) {
+		call_free(&aj->call);
+		free(aj);
+		cn_metric_add(&m_busy, 1);
+		cn_http_resp_header(resp, "retry-after", "1");
+		rc = cn_http_problem(resp, 503, "Service Unavailable",
+				     "too many requests in progress; try again shortly");
+		goto out_free;
+	}
+	rc = CN_HTTP_DEFER;
+out_free:
+	cJSON_Delete(body);
+	cJSON_Delete(query);
+	return rc;
+}
+
+int central_api_init(struct central *c)
+{
+	static const enum cn_http_method methods[] = { CN_HTTP_GET,   CN_HTTP_HEAD, CN_HTTP_POST,
+						       CN_HTTP_PUT,   CN_HTTP_PATCH,
+						       CN_HTTP_DELETE };
+	size_t i;
+	int rc;
+
+	for (i = 0; i < sizeof(methods) / sizeof(methods[0]); i++)
+		if ((rc = cn_http_route(c->d->http, methods[i], API_PREFIX, dispatch, c)) < 0)
+			return rc;
+	cn_metrics_register(&m_requests);
+	cn_metrics_register(&m_rejected);
+	cn_metrics_register(&m_busy);
+	return 0;
+}
+
+void central_api_free(struct central *c)
+{
+	(void)c;
+}

@@ -1,0 +1,333 @@
+/* central_ops.c: the REST operation table: paths, permissions, body and query fields, SQL functions. */
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "central.h"
+#include "central_api.h"
+#include "central_auth.h"
+
+#define UUID_MAX 36
+#define PAGE { "limit", F_INT, 1, 1000, false }, { "offset", F_INT, 0, 10000000, false }
+
+/* Every api_* function has the same nine parameters (see central_api.h). */
+#define CALL(fn) "SELECT * FROM " fn "($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+
+static const struct api_field login_body[] = {
+	{ "username", F_STR, 1, 64, true },
+	{ "password", F_STR, 1, 256, true },
+	{ "client_type", F_STR, 1, 32, false },
+	{ NULL },
+};
+static const struct api_field refresh_body[] = {
+	{ "refresh_token", F_STR, 1, 128, true },
+	{ NULL },
+};
+static const struct api_field page_query[] = { PAGE, { NULL } };
+
+static const struct api_field tenant_create[] = {
+	{ "name", F_STR, 1, 128, true },
+	{ "username", F_STR, 1, 64, true },
+	{ "password", F_STR, 1, 256, true },
+	{ "display_name", F_STR, 0, 128, false },
+	{ NULL },
+};
+static const struct api_field tenant_update[] = { { "name", F_STR, 1, 128, true }, { NULL } };
+
+static const struct api_field site_body[] = {
+	{ "name", F_STR, 1, 128, true },
+	{ "parent_id", F_UUIDN, 0, 0, false },
+	{ "description", F_STR, 0, 1024, false },
+	{ "timezone", F_STR, 1, 64, false },
+	{ NULL },
+};
+static const struct api_field site_query[] = {
+	PAGE,
+	{ "parent_id", F_UUID, 0, 0, false },
+	{ "under", F_UUID, 0, 0, false },
+	{ "q", F_STR, 1, 128, false },
+	{ NULL },
+};
+
+static const struct api_field node_create[] = {
+	{ "site_id", F_UUID, 0, 0, true },
+	{ "kind", F_STR, 4, 7, true },
+	{ "name", F_STR, 1, 128, true },
+	{ NULL },
+};
+static const struct api_field node_update[] = {
+	{ "site_id", F_UUID, 0, 0, false },
+	{ "name", F_STR, 1, 128, false },
+	{ NULL },
+};
+static const struct api_field node_query[] = {
+	PAGE,
+	{ "site_id", F_UUID, 0, 0, false },
+	{ "under", F_UUID, 0, 0, false },
+	{ "kind", F_STR, 1, 16, false },
+	{ "state", F_STR, 1, 16, false },
+	{ NULL },
+};
+static const struct api_field enrol_body[] = { { "ttl_s", F_INT, 60, 30 * 86400, false }, { NULL } };
+static const struct api_field node_event_query[] = {
+	PAGE,
+	{ "node_id", F_UUID, 0, 0, false },
+	{ "type", F_STR, 1, 64, false },
+	{ NULL },
+};
+
+static const struct api_field camera_create[] = {
+	{ "node_id", F_UUID, 0, 0, true },
+	{ "key", F_STR, 1, 63, true },
+	{ "name", F_STR, 0, 127, false },
+	{ "config", F_OBJ, 0, 0, false },
+	{ NULL },
+};
+static const struct api_field camera_update[] = {
+	{ "name", F_STR, 0, 127, false },
+	{ "config", F_OBJ, 0, 0, false },
+	{ NULL },
+};
+static const struct api_field camera_query[] = {
+	PAGE,
+	{ "node_id", F_UUID, 0, 0, false },
+	{ "site_id", F_UUID, 0, 0, false },
+	{ "under", F_UUID, 0, 0, false },
+	{ "state", F_STR, 1, 32, false },
+	{ NULL },
+};
+
+static const struct api_field user_create[] = {
+	{ "username", F_STR, 1, 64, true },
+	{ "password", F_STR, 1, 256, true },
+	{ "display_name", F_STR, 0, 128, false },
+	{ "disabled", F_BOOL, 0, 0, false },
+	{ NULL },
+};
+static const struct api_field user_update[] = {
+	{ "password", F_STR, 1, 256, false },
+	{ "display_name", F_STR, 0, 128, false },
+	{ "disabled", F_BOOL, 0, 0, false },
+	{ NULL },
+};
+static const struct api_field user_query[] = { PAGE, { "q", F_STR, 1, 64, false }, { NULL } };
+
+static const struct api_field role_body[] = {
+	{ "name", F_STR, 1, 64, true },
+	{ "permissions", F_STRARR, 0, 64, true },
+	{ "max_sessions", F_INT, 1, 1000, false },
+	{ "archive_depth", F_INT, 1, 9999, false },
+	{ "archive_depth_unit", F_STR, 4, 7, false },
+	{ NULL },
+};
+static const struct api_field grant_body[] = {
+	{ "user_id", F_UUID, 0, 0, true },
+	{ "role_id", F_UUID, 0, 0, true },
+	{ "site_id", F_UUIDN, 0, 0, false },
+	{ "camera_id", F_UUIDN, 0, 0, false },
+	{ NULL },
+};
+static const struct api_field grant_query[] = { PAGE, { "user_id", F_UUID, 0, 0, false }, { NULL } };
+
+static const struct api_field token_body[] = {
+	{ "name", F_STR, 1, 128, true },
+	{ "scopes", F_STRARR, 1, 64, true },
+	{ "expires_at", F_TIME, 0, 0, true },
+	{ NULL },
+};
+static const struct api_field session_query[] = { PAGE, { "user_id", F_UUID, 0, 0, false }, { NULL } };
+static const struct api_field audit_query[] = {
+	PAGE,
+	{ "action", F_STR, 1, 64, false },
+	{ "actor", F_STR, 1, 64, false },
+	{ "result", F_STR, 1, 16, false },
+	{ "object_id", F_STR, 1, 64, false },
+	{ "since", F_TIME, 0, 0, false },
+	{ "until", F_TIME, 0, 0, false },
+	{ NULL },
+};
+
+static int prepare_password(PGconn *pg, struct api_call *call)
+{
+	int rc = central_auth_prepare_password(pg, call);
+
+	/* Keeps the caller's own session alive when they change their own password. */
+	if (rc == 0 && strcmp(call->id, call->auth.user_id) == 0 &&
+	    !(call->extra[1] = strdup(call->auth.session_id[0] ? call->auth.session_id : "")))
+		return -ENOMEM;
+	if (call->extra[1] && !call->extra[1][0]) {
+		free(call->extra[1]);
+		call->extra[1] = NULL;
+	}
+	return rc;
+}
+
+static int prepare_token(PGconn *pg, struct api_call *call)
+{
+	(void)pg;
+	return central_auth_prepare_secret(call, "cnt_");
+}
+
+static int prepare_enrol(PGconn *pg, struct api_call *call)
+{
+	char ttl[24];
+	int rc;
+
+	(void)pg;
+	if ((rc = central_auth_prepare_secret(call, "cne_")) < 0)
+		return rc;
+	snprintf(ttl, sizeof(ttl), "%lld", (long long)call->c->conf->enrol_token_ttl / 1000);
+	return (call->extra[1] = strdup(ttl)) ? 0 : -ENOMEM;
+}
+
+/* The secret exists only in this response; the database keeps its hash. */
+static int post_secret(struct api_call *call, cJSON *body)
+{
+	return cJSON_AddStringToObject(body, "token", call->post_secret) ? 0 : -ENOMEM;
+}
+
+static int prepare_session(PGconn *pg, struct api_call *call)
+{
+	char idle[24];
+
+	(void)pg;
+	snprintf(idle, sizeof(idle), "%lld", (long long)call->c->conf->session_idle / 1000);
+	if (!(call->extra[0] = strdup(call->auth.session_id[0] ? call->auth.session_id
+							       : "00000000-0000-0000-0000-000000000000")) ||
+	    !(call->extra[1] = strdup(idle)))
+		return -ENOMEM;
+	return 0;
+}
+
+#define V1 "/api/v1"
+
+const struct api_op central_ops[] = {
+	{ CN_HTTP_POST, V1 "/auth/login", NULL, NULL, login_body, NULL, NULL, true, NULL, NULL,
+	  central_auth_login, "log in with user name and password; returns access and refresh tokens" },
+	{ CN_HTTP_POST, V1 "/auth/refresh", NULL, NULL, refresh_body, NULL, NULL, true, NULL, NULL,
+	  central_auth_refresh, "exchange a refresh token for new tokens (the old one stops working)" },
+	{ CN_HTTP_POST, V1 "/auth/logout", NULL, "session.logout", NULL, NULL,
+	  CALL("api_sessions_delete"), false, prepare_session, NULL, NULL, "end the current session" },
+	{ CN_HTTP_GET, V1 "/me", NULL, NULL, NULL, NULL, CALL("api_me"), false, NULL, NULL, NULL,
+	  "the calling user, tenant, grants and tenant-wide permissions" },
+	{ CN_HTTP_GET, V1 "/permissions", NULL, NULL, NULL, NULL, CALL("api_permissions_list"), false,
+	  NULL, NULL, NULL, "the fixed permission list roles pick from" },
+
+	{ CN_HTTP_GET, V1 "/tenants", NULL, NULL, NULL, page_query, CALL("api_tenants_list"), false,
+	  NULL, NULL, NULL, "list tenants (others only for the system tenant's managers)" },
+	{ CN_HTTP_POST, V1 "/tenants", "tenants.manage", "tenant.create", tenant_create, NULL,
+	  CALL("api_tenants_create"), false, central_auth_prepare_password, NULL, NULL,
+	  "create a tenant with its first administrator" },
+	{ CN_HTTP_GET, V1 "/tenants/{id}", NULL, NULL, NULL, NULL, CALL("api_tenants_get"), false,
+	  NULL, NULL, NULL, "get a tenant" },
+	{ CN_HTTP_PATCH, V1 "/tenants/{id}", "tenants.manage", "tenant.update", tenant_update, NULL,
+	  CALL("api_tenants_update"), false, NULL, NULL, NULL, "rename a tenant" },
+	{ CN_HTTP_DELETE, V1 "/tenants/{id}", "tenants.manage", "tenant.delete", NULL, NULL,
+	  CALL("api_tenants_delete"), false, NULL, NULL, NULL, "delete a tenant without nodes" },
+
+	{ CN_HTTP_GET, V1 "/sites", "sites.read", NULL, NULL, site_query, CALL("api_sites_list"),
+	  false, NULL, NULL, NULL, "list visible sites, roots first (the tree, flattened)" },
+	{ CN_HTTP_POST, V1 "/sites", "sites.write", "site.create", site_body, NULL,
+	  CALL("api_sites_create"), false, NULL, NULL, NULL, "create a site (root or under a parent)" },
+	{ CN_HTTP_GET, V1 "/sites/{id}", "sites.read", NULL, NULL, NULL, CALL("api_sites_get"), false,
+	  NULL, NULL, NULL, "get a site" },
+	{ CN_HTTP_PATCH, V1 "/sites/{id}", "sites.write", "site.update", site_body, NULL,
+	  CALL("api_sites_update"), false, NULL, NULL, NULL, "rename or move a site" },
+	{ CN_HTTP_DELETE, V1 "/sites/{id}", "sites.write", "site.delete", NULL, NULL,
+	  CALL("api_sites_delete"), false, NULL, NULL, NULL, "delete an empty site" },
+
+	{ CN_HTTP_GET, V1 "/nodes", "sites.read", NULL, NULL, node_query, CALL("api_nodes_list"),
+	  false, NULL, NULL, NULL, "list visible nodes with state and configuration drift" },
+	{ CN_HTTP_POST, V1 "/nodes", "nodes.write", "node.create", node_create, NULL,
+	  CALL("api_nodes_create"), false, NULL, NULL, NULL,
+	  "declare a node (edge, relay or central) at a site; enrol it with a token" },
+	{ CN_HTTP_GET, V1 "/nodes/{id}", "sites.read", NULL, NULL, NULL, CALL("api_nodes_get"), false,
+	  NULL, NULL, NULL, "get a node" },
+	{ CN_HTTP_PATCH, V1 "/nodes/{id}", "nodes.write", "node.update", node_update, NULL,
+	  CALL("api_nodes_update"), false, NULL, NULL, NULL, "rename or move a node" },
+	{ CN_HTTP_DELETE, V1 "/nodes/{id}", "nodes.write", "node.delete", NULL, NULL,
+	  CALL("api_nodes_delete"), false, NULL, NULL, NULL, "delete a node (its uplink is dropped)" },
+	{ CN_HTTP_POST, V1 "/nodes/{id}/revoke", "nodes.write", "node.revoke", NULL, NULL,
+	  CALL("api_nodes_revoke"), false, NULL, NULL, NULL,
+	  "revoke a node's identity: its uplink is closed and refused from now on" },
+	{ CN_HTTP_POST, V1 "/nodes/{id}/enrolment-tokens", "nodes.write", "enrolment_token.create",
+	  enrol_body, NULL, CALL("api_enrol_create"), false, prepare_enrol, post_secret, NULL,
+	  "make a one-time enrolment token for the node (shown once)" },
+	{ CN_HTTP_GET, V1 "/nodes/{id}/enrolment-tokens", "nodes.write", NULL, NULL, page_query,
+	  CALL("api_enrol_list"), false, NULL, NULL, NULL, "list the node's enrolment tokens" },
+	{ CN_HTTP_DELETE, V1 "/nodes/{id}/enrolment-tokens/{sub}", "nodes.write",
+	  "enrolment_token.delete", NULL, NULL, CALL("api_enrol_delete"), false, NULL, NULL, NULL,
+	  "withdraw an enrolment token" },
+	{ CN_HTTP_GET, V1 "/node-events", "sites.read", NULL, NULL, node_event_query,
+	  CALL("api_node_events_list"), false, NULL, NULL, NULL,
+	  "node events raised by central (offline, online, clock skew, revoked)" },
+
+	{ CN_HTTP_GET, V1 "/cameras", "cameras.read", NULL, NULL, camera_query,
+	  CALL("api_cameras_list"), false, NULL, NULL, NULL,
+	  "list visible cameras: inventory, state and desired configuration" },
+	{ CN_HTTP_POST, V1 "/cameras", "cameras.write", "camera.create", camera_create, NULL,
+	  CALL("api_cameras_create"), false, NULL, NULL, NULL,
+	  "add a camera to an edge; its configuration is pushed at once" },
+	{ CN_HTTP_GET, V1 "/cameras/{id}", "cameras.read", NULL, NULL, NULL, CALL("api_cameras_get"),
+	  false, NULL, NULL, NULL, "get a camera" },
+	{ CN_HTTP_PATCH, V1 "/cameras/{id}", "cameras.write", "camera.update", camera_update, NULL,
+	  CALL("api_cameras_update"), false, NULL, NULL, NULL,
+	  "rename a camera or replace its desired configuration" },
+	{ CN_HTTP_DELETE, V1 "/cameras/{id}", "cameras.write", "camera.delete", NULL, NULL,
+	  CALL("api_cameras_delete"), false, NULL, NULL, NULL, "remove a camera from its edge" },
+
+	{ CN_HTTP_GET, V1 "/users", "users.read", NULL, NULL, user_query, CALL("api_users_list"),
+	  false, NULL, NULL, NULL, "list the tenant's users" },
+	{ CN_HTTP_POST, V1 "/users", "users.write", "user.create", user_create, NULL,
+	  CALL("api_users_create"), false, central_auth_prepare_password, NULL, NULL,
+	  "create a user (password policy applies)" },
+	{ CN_HTTP_GET, V1 "/users/{id}", "users.read", NULL, NULL, NULL, CALL("api_users_get"), false,
+	  NULL, NULL, NULL, "get a user" },
+	{ CN_HTTP_PATCH, V1 "/users/{id}", "users.write", "user.update", user_update, NULL,
+	  CALL("api_users_update"), false, prepare_password, NULL, NULL,
+	  "change a user's password, name or disabled flag (ends their other sessions)" },
+	{ CN_HTTP_DELETE, V1 "/users/{id}", "users.write", "user.delete", NULL, NULL,
+	  CALL("api_users_delete"), false, NULL, NULL, NULL, "delete a user" },
+
+	{ CN_HTTP_GET, V1 "/roles", "users.read", NULL, NULL, page_query, CALL("api_roles_list"),
+	  false, NULL, NULL, NULL, "list built-in and custom roles" },
+	{ CN_HTTP_POST, V1 "/roles", "users.write", "role.create", role_body, NULL,
+	  CALL("api_roles_create"), false, NULL, NULL, NULL, "create a custom role" },
+	{ CN_HTTP_GET, V1 "/roles/{id}", "users.read", NULL, NULL, NULL, CALL("api_roles_get"), false,
+	  NULL, NULL, NULL, "get a role" },
+	{ CN_HTTP_PATCH, V1 "/roles/{id}", "users.write", "role.update", role_body, NULL,
+	  CALL("api_roles_update"), false, NULL, NULL, NULL, "change a custom role" },
+	{ CN_HTTP_DELETE, V1 "/roles/{id}", "users.write", "role.delete", NULL, NULL,
+	  CALL("api_roles_delete"), false, NULL, NULL, NULL, "delete a custom role nobody holds" },
+
+	{ CN_HTTP_GET, V1 "/grants", "users.read", NULL, NULL, grant_query, CALL("api_grants_list"),
+	  false, NULL, NULL, NULL, "list grants" },
+	{ CN_HTTP_POST, V1 "/grants", "users.write", "grant.create", grant_body, NULL,
+	  CALL("api_grants_create"), false, NULL, NULL, NULL,
+	  "grant a role on the tenant, a site subtree or a camera" },
+	{ CN_HTTP_GET, V1 "/grants/{id}", "users.read", NULL, NULL, NULL, CALL("api_grants_get"),
+	  false, NULL, NULL, NULL, "get a grant" },
+	{ CN_HTTP_DELETE, V1 "/grants/{id}", "users.write", "grant.delete", NULL, NULL,
+	  CALL("api_grants_delete"), false, NULL, NULL, NULL, "remove a grant" },
+
+	{ CN_HTTP_GET, V1 "/api-tokens", "tokens.write", NULL, NULL, page_query,
+	  CALL("api_tokens_list"), false, NULL, NULL, NULL, "list integrator API tokens" },
+	{ CN_HTTP_POST, V1 "/api-tokens", "tokens.write", "api_token.create", token_body, NULL,
+	  CALL("api_tokens_create"), false, prepare_token, post_secret, NULL,
+	  "create an integrator token with scopes and expiry (shown once)" },
+	{ CN_HTTP_GET, V1 "/api-tokens/{id}", "tokens.write", NULL, NULL, NULL,
+	  CALL("api_tokens_get"), false, NULL, NULL, NULL, "get an integrator token's metadata" },
+	{ CN_HTTP_DELETE, V1 "/api-tokens/{id}", "tokens.write", "api_token.revoke", NULL, NULL,
+	  CALL("api_tokens_delete"), false, NULL, NULL, NULL, "revoke an integrator token" },
+
+	{ CN_HTTP_GET, V1 "/sessions", NULL, NULL, NULL, session_query, CALL("api_sessions_list"),
+	  false, prepare_session, NULL, NULL, "list live sessions (yours, or all with users.read)" },
+	{ CN_HTTP_DELETE, V1 "/sessions/{id}", NULL, "session.revoke", NULL, NULL,
+	  CALL("api_sessions_delete"), false, prepare_session, NULL, NULL,
+	  "end a session: its refresh token stops working and its access tokens are refused" },
+
+	{ CN_HTTP_GET, V1 "/audit", "audit.read", NULL, NULL, audit_query, CALL("api_audit_list"),
+	  false, NULL, NULL, NULL, "the audit log: every change and every login, newest first" },
+};
+
+const unsigned central_nops = sizeof(central_ops) / sizeof(central_ops[0]);
