@@ -2,6 +2,7 @@
 #ifndef CENTRAL_H
 #define CENTRAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "central_db.h"
@@ -24,6 +25,11 @@ struct central_conf {
 	int64_t clock_warn_ms;
 	int64_t enrol_token_ttl;
 	char *bootstrap_password_file;
+	bool tls;
+	char *tls_names;
+	char *parent_url;
+	char *parent_ca;
+	char *parent_enrol_token;
 };
 
 struct central {
@@ -34,7 +40,12 @@ struct central {
 	struct cn_ed25519 *sign_key;
 	char sign_kid[32];
 	char instance_id[40];
-	struct central_api *api;
+	struct central_uplink *uplink; /* children's links held by this instance */
+	struct central_parent *parent; /* our own link to a parent central, if any */
+	/* TLS: the node CA (PEM) and the files the listener uses */
+	struct cn_http_tls tls;
+	char *ca_pem;
+	char ca_path[1100], cert_path[1100], key_path[1100];
 };
 
 #endif

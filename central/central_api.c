@@ -400,10 +400,19 @@ static void redact(cJSON *v)
 	cJSON *it;
 
 	cJSON_ArrayForEach(it, v) {
-		if (it->string && strcmp(it->string, "password") == 0 && cJSON_IsString(it))
-			cJSON_SetValuestring(it, "***");
-		else if (cJSON_IsObject(it) || cJSON_IsArray(it))
+		if (it->string && strcmp(it->string, "password") == 0) {
+			/* Whatever its type: a number or an object is a secret all the same. */
+			cJSON *mask = cJSON_CreateString("***");
+
+			if (!mask || !cJSON_ReplaceItemViaPointer(v, it, mask)) {
+				cJSON_Delete(mask);
+				cJSON_SetValuestring(it, "***"); /* strings only; best effort */
+				continue;
+			}
+			it = mask;
+		} else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
 			redact(it);
+		}
 	}
 }
 
@@ -481,11 +490,7 @@ static int run_sql(PGconn *pg, struct api_call *call)
 		snprintf(etag, sizeof(etag), "\"%s\"", PQgetvalue(r, 0, 1));
 		cn_http_resp_header(&call->resp, "etag", etag);
 	}
-	if (status == 204) {
-		PQclear(r);
-		return 0;
-	}
-	if (op->post || op->action) {
+	if (status != 204 && (op->post || op->action)) {
 		const char *txt = PQgetvalue(r, 0, 2);
 
 		if (cn_json_parse(txt, strlen(txt), API_MAX_RESPONSE, 64, &body) < 0)
@@ -493,20 +498,30 @@ static int run_sql(PGconn *pg, struct api_call *call)
 	}
 	if (op->post && body && (rc = op->post(call, body)) < 0)
 		goto out;
-	if (body && op->post)
+	if (status == 204)
+		rc = 0; /* no body, but a change all the same: audited below */
+	else if (body && op->post)
 		rc = cn_json_print(body, &call->resp.body);
 	else
 		rc = cn_buf_append(&call->resp.body, PQgetvalue(r, 0, 2),
 				   (size_t)PQgetlength(r, 0, 2));
 	if (rc == 0 && op->action) {
+		/* The object is the sub-item named in the path, else the item created, else the
+		 * item in the path (POST /nodes/{id}/enrolment-tokens creates a token). */
 		const cJSON *oid = body ? cJSON_GetObjectItemCaseSensitive(body, "id") : NULL;
-		const char *object = call->id[0] ? call->id
-				     : cJSON_IsString(oid) ? oid->valuestring
-							   : "";
-		char type[32];
+		const char *object = "";
 		const char *dot = strchr(op->action, '.');
+		char type[32], *detail;
 
-		char *detail = audit_detail(call);
+		if (call->sub[0])
+			object = call->sub;
+		else if (status == 201 && cJSON_IsString(oid))
+			object = oid->valuestring;
+		else if (call->id[0])
+			object = call->id;
+		else if (cJSON_IsString(oid))
+			object = oid->valuestring;
+		detail = audit_detail(call);
 
 		snprintf(type, sizeof(type), "%.*s", dot ? (int)(dot - op->action) : 0, op->action);
 		rc = api_audit(pg, call, call->auth.tenant_id, call->auth.user_id,
@@ -672,8 +687,11 @@ static int dispatch(const struct cn_http_req *req, struct cn_http_resp *resp, vo
 		size_t n = strlen(why);
 		int64_t v;
 
-		/* An ETag is "N" (our version); anything else can never match. */
-		if (n < 3 || why[0] != '"' || why[n - 1] != '"' ||
+		/* An ETag is "N" (our version); "*" matches any current version (no check);
+		 * anything else can never match. */
+		if (strcmp(why, "*") == 0)
+			aj->call.if_match[0] = '\0';
+		else if (n < 3 || why[0] != '"' || why[n - 1] != '"' ||
 		    cn_str_to_i64((struct cn_str){ why + 1, n - 2 }, 1, INT64_MAX, &v) < 0)
 			cn_strlcpy(aj->call.if_match, "0", sizeof(aj->call.if_match));
 		else

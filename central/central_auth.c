@@ -129,7 +129,8 @@ int central_auth_check(PGconn *pg, struct central *c, const char *authz, struct 
 		       struct api_auth *auth)
 {
 	/* The session must be alive: not revoked, not past its refresh expiry, and active
-	 * within the idle window. Activity is written at most every 15 s per session. */
+	 * within the idle window. Activity is written at most every 15 s per session, and at
+	 * least every half idle window, so that a session in use never looks idle. */
 	static const char sql[] =
 		"WITH s AS (SELECT s.id, s.last_active_at, u.username, s.client_type"
 		"  FROM sessions s JOIN users u ON u.id = s.user_id"
@@ -137,7 +138,7 @@ int central_auth_check(PGconn *pg, struct central *c, const char *authz, struct 
 		"  AND s.expires_at > now() AND s.last_active_at > now() - make_interval(secs => $4)"
 		"  AND NOT u.disabled),"
 		" touch AS (UPDATE sessions SET last_active_at = now() WHERE id IN"
-		"  (SELECT id FROM s WHERE last_active_at < now() - interval '15 s'))"
+		"  (SELECT id FROM s WHERE last_active_at < now() - make_interval(secs => least(15, $4 / 2))))"
 		" SELECT username, client_type FROM s";
 	struct cn_jwt_claims cl;
 	cJSON *payload = NULL;

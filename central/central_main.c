@@ -8,6 +8,8 @@
 #include "central_api.h"
 #include "central_bootstrap.h"
 #include "central_migrations.h"
+#include "central_tls.h"
+#include "central_uplink.h"
 #include "cn_crypto.h"
 #include "cn_daemon.h"
 #include "cn_err.h"
@@ -47,9 +49,21 @@ static const struct cn_conf_directive central_directives[] = {
 	  "default lifetime of an enrolment token" },
 	{ "bootstrap_password_file", CN_CONF_STRING, C(bootstrap_password_file), 0, 1024, "", NULL,
 	  "file holding the first administrator's password (else random, written to data_dir)" },
+	{ "tls", CN_CONF_BOOL, C(tls), 0, 0, "true", NULL,
+	  "serve HTTPS and wss:// with a certificate from the node CA (off: plain HTTP, for a "
+	  "TLS-terminating proxy in front)" },
+	{ "tls_names", CN_CONF_STRING, C(tls_names), 1, 500, "127.0.0.1,localhost", NULL,
+	  "DNS names and IP addresses nodes and browsers use to reach this instance" },
+	{ "parent_url", CN_CONF_STRING, C(parent_url), 0, 512, "", NULL,
+	  "wss://.../uplink of a parent central to enrol into (empty: this is a top central)" },
+	{ "parent_ca", CN_CONF_STRING, C(parent_ca), 0, 1024, "", NULL,
+	  "the parent's CA certificate (PEM file) that its TLS certificate must chain to" },
+	{ "parent_enrol_token", CN_CONF_STRING, C(parent_enrol_token), 0, 128, "", NULL,
+	  "one-time enrolment token from the parent (used once; the node key is kept)" },
 };
 
-static int central_start(struct cn_daemon *d)
+/* Before the listener: the database (schema, shared secrets, first admin) and TLS. */
+static int central_prepare(struct cn_daemon *d)
 {
 	struct central_conf *conf = d->conf;
 	struct central *c = calloc(1, sizeof(*c));
@@ -71,18 +85,31 @@ static int central_start(struct cn_daemon *d)
 	rc = central_migrate(pg, &from, &to, err, sizeof(err));
 	if (rc == 0)
 		rc = central_bootstrap(pg, c, err, sizeof(err));
+	if (rc == 0 && conf->tls)
+		rc = central_tls_prepare(pg, c, err, sizeof(err));
 	PQfinish(pg);
 	if (rc < 0) {
-		cn_log_error("central", "database: %s", err);
+		cn_log_error("central", "%s", err);
 		return rc;
 	}
 	cn_log_info("central", "database schema version %d%s", to, from != to ? " (migrated)" : "");
+	return 0;
+}
+
+static int central_start(struct cn_daemon *d)
+{
+	struct central *c = d->app;
+	int rc;
+
 	if ((rc = central_auth_init()) < 0)
 		return rc;
-	if ((rc = central_db_open(&d->loop, conf->db, (int)conf->db_pool, (size_t)conf->db_queue,
-				  &c->db)) < 0)
+	if ((rc = central_db_open(&d->loop, c->conf->db, (int)c->conf->db_pool,
+				  (size_t)c->conf->db_queue, &c->db)) < 0 ||
+	    (rc = central_api_init(c)) < 0 || (rc = central_uplink_start(c)) < 0)
 		return rc;
-	return central_api_init(c);
+	if (c->conf->parent_url[0] && (rc = central_parent_start(c)) < 0)
+		return rc;
+	return 0;
 }
 
 static void central_stop(struct cn_daemon *d)
@@ -91,8 +118,14 @@ static void central_stop(struct cn_daemon *d)
 
 	if (!c)
 		return;
+	/* Timers off and jobs orphaned first: closing the pool completes them. */
+	central_parent_quiesce(c);
+	central_uplink_quiesce(c);
 	central_db_close(c->db);
+	central_parent_stop(c);
+	central_uplink_stop(c);
 	central_api_free(c);
+	free(c->ca_pem);
 	cn_ed25519_free(c->sign_key);
 	free(c);
 	d->app = NULL;
@@ -106,6 +139,7 @@ int main(int argc, char **argv)
 		.table = central_directives,
 		.ntable = sizeof(central_directives) / sizeof(central_directives[0]),
 		.conf = &conf,
+		.prepare = central_prepare,
 		.start = central_start,
 		.stop = central_stop,
 	};

@@ -320,9 +320,11 @@ const struct api_op central_ops[] = {
 	{ CN_HTTP_DELETE, V1 "/api-tokens/{id}", "tokens.write", "api_token.revoke", NULL, NULL,
 	  CALL("api_tokens_delete"), false, NULL, NULL, NULL, "revoke an integrator token" },
 
-	{ CN_HTTP_GET, V1 "/sessions", NULL, NULL, NULL, session_query, CALL("api_sessions_list"),
+	/* An API token needs users.read / users.write to see or end sessions (its owner may see
+	 * everyone's); a login session needs neither for its own. */
+	{ CN_HTTP_GET, V1 "/sessions", "users.read", NULL, NULL, session_query, CALL("api_sessions_list"),
 	  false, prepare_session, NULL, NULL, "list live sessions (yours, or all with users.read)" },
-	{ CN_HTTP_DELETE, V1 "/sessions/{id}", NULL, "session.revoke", NULL, NULL,
+	{ CN_HTTP_DELETE, V1 "/sessions/{id}", "users.write", "session.revoke", NULL, NULL,
 	  CALL("api_sessions_delete"), false, prepare_session, NULL, NULL,
 	  "end a session: its refresh token stops working and its access tokens are refused" },
 

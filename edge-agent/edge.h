@@ -23,6 +23,9 @@ struct edge_conf {
 	char *analytics_listen;
 	char *analytics_publish;
 	int64_t analytics_silence;
+	char *central_url;
+	char *central_ca;
+	char *enrol_token;
 };
 
 struct edge {
@@ -37,6 +40,7 @@ struct edge {
 	struct edge_exporter exporter;
 	struct edge_analytics analytics;
 	guint retention_timer;
+	struct edge_uplink *uplink; /* NULL without central_url */
 };
 
 /* Registers /api/v1/... on the daemon's HTTP server. */

@@ -9,6 +9,7 @@
 #include "cn_log.h"
 #include "cn_metrics.h"
 #include "edge.h"
+#include "edge_uplink.h"
 #include "edge_avlog.h"
 #include "edge_recover.h"
 
@@ -36,6 +37,13 @@ static const struct cn_conf_directive edge_directives[] = {
 	  NULL, "nanomsg endpoint where events are published to workers (\"event.<camera> <json>\"); empty: off" },
 	{ "analytics_silence", CN_CONF_DURATION, offsetof(struct edge_conf, analytics_silence), 1000,
 	  3600000, "30s", NULL, "a camera's worker silent this long: the camera records continuously until it is back" },
+	{ "central_url", CN_CONF_STRING, offsetof(struct edge_conf, central_url), 0, 512, "", NULL,
+	  "wss://.../uplink of the central this edge reports to; its camera configuration then "
+	  "comes from central (written to cameras_file, so it survives restarts)" },
+	{ "central_ca", CN_CONF_STRING, offsetof(struct edge_conf, central_ca), 0, 1024, "", NULL,
+	  "central's CA certificate (PEM file) its TLS certificate must chain to" },
+	{ "enrol_token", CN_CONF_STRING, offsetof(struct edge_conf, enrol_token), 0, 128, "", NULL,
+	  "one-time enrolment token from central (used once; the node key is kept)" },
 };
 
 static void cameras_applied(const struct edge_camcfg *doc, void *arg)
@@ -128,6 +136,8 @@ static int edge_start(struct cn_daemon *d)
 					   retention_tick, e);
 	if ((rc = cn_metrics_add_collector(edge_retention_metrics, &e->retention)) < 0)
 		return rc;
+	if (e->conf->central_url[0] && (rc = edge_uplink_start(e)) < 0)
+		return rc;
 	return cn_metrics_add_collector(edge_cameras_metrics, &e->cams);
 }
 
@@ -135,6 +145,7 @@ static void edge_stop(struct cn_daemon *d)
 {
 	struct edge *e = d->app;
 
+	edge_uplink_stop(e);
 	cn_metrics_remove_collector(edge_cameras_metrics, &e->cams);
 	cn_metrics_remove_collector(edge_retention_metrics, &e->retention);
 	if (e->retention_timer)

@@ -113,17 +113,24 @@ static int run(struct cn_daemon *d)
 		return rc;
 	if ((rc = cn_loop_init(&d->loop)) < 0)
 		goto out_free_key;
-	rc = cn_http_listen(&d->loop, d->component, d->base->http_listen, (int)d->base->http_port,
-			    (size_t)d->base->http_max_body, &d->http);
-	if (rc < 0) {
-		cn_log_error("daemon", "cannot listen on %s:%lld: address in use or not local",
-			     d->base->http_listen, (long long)d->base->http_port);
+	if (d->prepare && (rc = d->prepare(d)) < 0) {
+		if (d->stop)
+			d->stop(d);
 		goto out_destroy_loop;
+	}
+	rc = cn_http_listen_tls(&d->loop, d->component, d->base->http_listen,
+				(int)d->base->http_port, (size_t)d->base->http_max_body, d->tls,
+				&d->http);
+	if (rc < 0) {
+		cn_log_error("daemon", "cannot listen on %s:%lld: address in use or not local%s",
+			     d->base->http_listen, (long long)d->base->http_port,
+			     d->tls ? ", or its TLS certificate or key is unusable" : "");
+		goto out_stop;
 	}
 	if ((rc = cn_http_route(d->http, CN_HTTP_GET, "/healthz", healthz, d)) < 0 ||
 	    (rc = cn_http_route(d->http, CN_HTTP_GET, "/metrics", metrics, d)) < 0 ||
 	    (rc = cn_metrics_add_collector(cn_http_metrics, d->http)) < 0)
-		goto out_destroy_loop;
+		goto out_stop;
 	if (d->start && (rc = d->start(d)) < 0) {
 		if (d->stop)
 			d->stop(d); /* undo what start managed before failing */
@@ -136,6 +143,10 @@ static int run(struct cn_daemon *d)
 		d->stop(d);
 	cn_log_info("daemon", "canopy-%s stopped", d->component);
 	rc = 0;
+	goto out_destroy_loop;
+out_stop:
+	if (d->prepare && d->stop)
+		d->stop(d); /* prepare's work */
 out_destroy_loop:
 	cn_loop_destroy(&d->loop);
 	cn_http_close(d->http);

@@ -50,9 +50,13 @@ struct cn_daemon {
 	const struct cn_conf_directive *table;
 	size_t ntable;
 	void *conf; /* zeroed struct whose first member is struct cn_daemon_conf */
+	/* After the config and node key, before the HTTP listener: may set tls (certificates
+	 * made or fetched at start-up). */
+	int (*prepare)(struct cn_daemon *d);
 	int (*start)(struct cn_daemon *d); /* after the HTTP listener is up */
 	void (*stop)(struct cn_daemon *d); /* before the loop is destroyed; also after a failed start */
 	void *app; /* the binary's own state */
+	const struct cn_http_tls *tls; /* HTTPS for the listener when set (by the binary or prepare) */
 
 	/* Filled in by cn_daemon_main. */
 	struct cn_daemon_conf *base;

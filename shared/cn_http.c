@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -17,6 +18,7 @@
 #define MAX_ROUTES 128
 #define RESP_MAX (64 * 1024 * 1024)
 #define WRITE_CHUNK 16384
+#define WS_PROTOCOL "canopy-ws"
 
 struct route {
 	enum cn_http_method method;
@@ -25,12 +27,17 @@ struct route {
 	bool prefix;
 	cn_http_handler fn;
 	void *arg;
+	bool ws;                      /* upgrades to WebSocket are accepted here */
+	void (*free_arg)(void *arg); /* ws routes own arg */
 };
 
 struct cn_http_server {
 	char name[32];
 	struct lws_vhost *vhost;
-	struct lws_protocols protocols[2];
+	/* [0] HTTP, [1] WebSocket (the vhost's default for upgrades), [2] terminator */
+	struct lws_protocols protocols[3];
+	lws_callback_function *ws_cb;
+	char *tls_files[3]; /* lws may keep pointers to the paths it was given */
 	size_t max_body;
 	struct route routes[MAX_ROUTES];
 	size_t nroutes;
@@ -339,7 +346,9 @@ static int dispatch(struct lws *wsi, struct http_conn *c, struct cn_http_server 
 
 static void conn_free(struct http_conn *c)
 {
-	if (!c)
+	/* lws hands us zeroed per-connection memory that never saw LWS_CALLBACK_HTTP (after a
+	 * keep-alive transaction, or an upgrade): its out_fd 0 is not ours to close. */
+	if (!c || !c->server)
 		return;
 	cn_buf_free(&c->body);
 	cn_buf_free(&c->out);
@@ -400,6 +409,39 @@ int cn_http_respond(struct cn_http_server *s, uint64_t id, struct cn_http_resp *
 	return 0;
 }
 
+/* A plain request on a WebSocket route. */
+static int upgrade_required(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	(void)arg;
+	cn_http_resp_header(resp, "upgrade", "websocket");
+	return cn_http_problem(resp, 426, "Upgrade Required",
+			       "%.*s is a WebSocket endpoint: send a GET with Upgrade: websocket",
+			       (int)req->path.len, req->path.p);
+}
+
+/* lws asks before upgrading: only WebSocket routes take WebSocket upgrades. Returning -1
+ * closes the connection; answering with a response here instead is an lws path we avoid. */
+static int confirm_upgrade(struct lws *wsi, struct cn_http_server *s, const char *upgrade)
+{
+	char path[CN_HTTP_MAX_PATH], peer[64] = "";
+	int n;
+
+	if (!upgrade || strcasecmp(upgrade, "websocket") != 0)
+		return 0; /* h2c and the like: lws's business, as before */
+	n = lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI);
+	for (size_t i = 0; n > 0 && i < s->nroutes; i++) {
+		struct route *r = &s->routes[i];
+		if (r->ws && cn_str_eq(cn_str_from(path), (struct cn_str){ r->path, r->len })) {
+			lws_set_opaque_user_data(wsi, r->arg);
+			return 0;
+		}
+	}
+	lws_get_peer_simple(wsi, peer, sizeof(peer));
+	cn_log_info("http", "%s: refused websocket upgrade from %s on %s", s->name, peer,
+		    n > 0 ? path : "(not a GET)");
+	return -1;
+}
+
 static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
 			 size_t len)
 {
@@ -431,9 +473,15 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 		if (lws_hdr_copy(wsi, cl, sizeof(cl), WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 ||
 		    lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0) {
 			int64_t n = 0;
+			bool chunked = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_TRANSFER_ENCODING) > 0;
+
 			if (cl[0] && cn_str_to_i64(cn_str_from(cl), 0, INT64_MAX, &n) == 0 &&
 			    (uint64_t)n > s->max_body)
 				c->body_too_big = true;
+			/* "Content-Length: 0" (requests sends it on DELETE) brings no body
+			 * callbacks at all: answer now rather than wait for a completion. */
+			if (!chunked && cl[0] && n == 0 && !c->body_too_big)
+				return dispatch(wsi, c, s);
 			c->body_active = true;
 			return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
 		}
@@ -495,20 +543,73 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_CLOSED_HTTP:
 		conn_free(c);
 		return 0;
+	case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+		return s ? confirm_upgrade(wsi, s, in) : -1;
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		/* A WebSocket client naming this protocol ("http") as its subprotocol. */
+		return -1;
+	case LWS_CALLBACK_OPENSSL_PERFORM_CLIENT_CERT_VERIFICATION:
+		/* lws takes our return as the verdict on a client certificate (0 = accept, even
+		 * when OpenSSL refused it): keep OpenSSL's, which len carries. */
+		return len ? 0 : 1;
 	default:
 		break;
 	}
 	return lws_callback_http_dummy(wsi, reason, user, in, len);
 }
 
-int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int port,
-		   size_t max_body, struct cn_http_server **out)
+/* The WebSocket protocol's callback: passes on to the one cn_http_route_ws named. lws binds
+ * a new connection to the vhost's default protocol (this one) until its first request is
+ * routed, so the upgrade check for a connection's first request arrives here; later
+ * requests on a kept-alive connection ask protocols[0]. */
+static int ws_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+		       size_t len)
+{
+	const struct lws_protocols *proto = lws_get_protocol(wsi);
+	struct cn_http_server *s = proto ? proto->user : NULL;
+
+	if (reason == LWS_CALLBACK_HTTP_CONFIRM_UPGRADE)
+		return s ? confirm_upgrade(wsi, s, in) : -1;
+	if (s && s->ws_cb)
+		return s->ws_cb(wsi, reason, user, in, len);
+	return reason == LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION ? -1 : 0;
+}
+
+/* Makes WebSocket upgrades without a subprotocol bind to protocols[1], not to "http". */
+static const struct lws_protocol_vhost_options ws_default_opt = { NULL, NULL, "default", "" };
+static const struct lws_protocol_vhost_options ws_pvo = { NULL, &ws_default_opt, WS_PROTOCOL, "" };
+
+static void server_free(struct cn_http_server *s)
+{
+	for (size_t i = 0; i < s->nroutes; i++) {
+		if (s->routes[i].free_arg)
+			s->routes[i].free_arg(s->routes[i].arg);
+	}
+	for (int i = 0; i < 3; i++)
+		g_free(s->tls_files[i]);
+	g_hash_table_destroy(s->deferred);
+	free(s);
+}
+
+int cn_http_listen_tls(struct cn_loop *l, const char *name, const char *iface, int port,
+		       size_t max_body, const struct cn_http_tls *tls, struct cn_http_server **out)
 {
 	struct lws_context_creation_info info;
 	struct cn_http_server *s;
 
 	if (port <= 0 || port > 65535)
 		return -EINVAL;
+	if (tls && (!tls->cert_path || !tls->key_path))
+		return -EINVAL;
+	for (int i = 0; tls && i < 3; i++) {
+		const char *f = i == 0 ? tls->cert_path : i == 1 ? tls->key_path : tls->ca_path;
+		if (f && access(f, R_OK) < 0) {
+			int rc = -errno;
+			cn_log_error("http", "cannot read tls file '%s' for %s: %s", f, name,
+				     strerror(errno));
+			return rc;
+		}
+	}
 	s = calloc(1, sizeof(*s));
 	if (!s)
 		return -ENOMEM;
@@ -522,22 +623,58 @@ int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int p
 		.rx_buffer_size = 0,
 		.user = s,
 	};
+	/* No per-session data (cn_ws keeps its own) and small buffers: this is what every
+	 * idle WebSocket costs (see cn_http.h). */
+	s->protocols[1] = (struct lws_protocols){
+		.name = WS_PROTOCOL,
+		.callback = ws_callback,
+		.per_session_data_size = 0,
+		.rx_buffer_size = CN_HTTP_WS_RX_BUF,
+		.tx_packet_size = CN_HTTP_WS_TX_CHUNK + 16,
+		.user = s,
+	};
 	memset(&info, 0, sizeof(info));
 	info.vhost_name = s->name;
 	info.port = port;
 	info.iface = iface;
 	info.protocols = s->protocols;
+	info.pvo = &ws_pvo;
 	info.options = LWS_SERVER_OPTION_DISABLE_IPV6;
+	if (tls) {
+		s->tls_files[0] = g_strdup(tls->cert_path);
+		s->tls_files[1] = g_strdup(tls->key_path);
+		s->tls_files[2] = g_strdup(tls->ca_path);
+		info.ssl_cert_filepath = s->tls_files[0];
+		info.ssl_private_key_filepath = s->tls_files[1];
+		/* Without OS CAs: lws also builds a client context for each TLS vhost, and the
+		 * system bundle would cost memory for nothing. HTTP/1.1 only: the handlers and
+		 * cn_ws are written for it. */
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT |
+				LWS_SERVER_OPTION_DISABLE_OS_CA_CERTS;
+		info.alpn = "http/1.1";
+		if (tls->ca_path) {
+			info.ssl_ca_filepath = s->tls_files[2];
+			info.options |= LWS_SERVER_OPTION_REQUIRE_VALID_OPENSSL_CLIENT_CERT |
+					LWS_SERVER_OPTION_PEER_CERT_NOT_REQUIRED;
+		}
+	}
 	s->vhost = lws_create_vhost(l->lws, &info);
 	if (!s->vhost) {
-		cn_log_error("http", "cannot listen on %s:%d for %s", iface, port, name);
-		g_hash_table_destroy(s->deferred);
-		free(s);
-		return -EADDRINUSE;
+		cn_log_error("http", "cannot listen on %s:%d for %s%s", iface, port, name,
+			     tls ? " (address in use, or certificate and key refused)" : "");
+		server_free(s);
+		return tls ? -EIO : -EADDRINUSE;
 	}
-	cn_log_info("http", "%s listening on http://%s:%d", name, iface, port);
+	cn_log_info("http", "%s listening on %s://%s:%d%s", name, tls ? "https" : "http", iface,
+		    port, tls && tls->ca_path ? " (client certificates verified)" : "");
 	*out = s;
 	return 0;
+}
+
+int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int port,
+		   size_t max_body, struct cn_http_server **out)
+{
+	return cn_http_listen_tls(l, name, iface, port, max_body, NULL, out);
 }
 
 int cn_http_route(struct cn_http_server *s, enum cn_http_method m, const char *path,
@@ -555,7 +692,32 @@ int cn_http_route(struct cn_http_server *s, enum cn_http_method m, const char *p
 	r->method = m;
 	r->fn = fn;
 	r->arg = arg;
+	r->ws = false;
+	r->free_arg = NULL;
 	s->nroutes++;
+	return 0;
+}
+
+int cn_http_route_ws(struct cn_http_server *s, const char *path, lws_callback_function *ws_cb,
+		     void *arg, void (*free_arg)(void *arg))
+{
+	int rc;
+
+	size_t n = strlen(path);
+
+	/* Exact paths only: a trailing '/' would make the plain route a prefix. */
+	if (!ws_cb || path[0] != '/' || (n > 1 && path[n - 1] == '/') ||
+	    (s->ws_cb && s->ws_cb != ws_cb))
+		return -EINVAL;
+	for (size_t i = 0; i < s->nroutes; i++) {
+		if (s->routes[i].ws && strcmp(s->routes[i].path, path) == 0)
+			return -EEXIST;
+	}
+	if ((rc = cn_http_route(s, CN_HTTP_GET, path, upgrade_required, arg)) < 0)
+		return rc;
+	s->routes[s->nroutes - 1].ws = true;
+	s->routes[s->nroutes - 1].free_arg = free_arg;
+	s->ws_cb = ws_cb;
 	return 0;
 }
 
@@ -581,6 +743,5 @@ void cn_http_close(struct cn_http_server *s)
 		return;
 	/* The vhost and its connections went with the lws context (cn_loop_destroy),
 	 * which may still have read our protocols table until then. */
-	g_hash_table_destroy(s->deferred);
-	free(s);
+	server_free(s);
 }

@@ -11,6 +11,12 @@
 
 #define CN_HTTP_MAX_PATH 1024
 #define CN_HTTP_MAX_HEADERS 8
+/* WebSocket buffers of lws per connection (cn_ws): received payload reaches the callback in
+ * pieces of at most CN_HTTP_WS_RX_BUF bytes, and that buffer lives as long as the connection,
+ * so it is kept small for servers with many idle connections; writes go out in pieces of at
+ * most CN_HTTP_WS_TX_CHUNK bytes. */
+#define CN_HTTP_WS_RX_BUF 1024
+#define CN_HTTP_WS_TX_CHUNK 16384
 
 enum cn_http_method {
 	CN_HTTP_GET,
@@ -59,14 +65,33 @@ typedef int (*cn_http_handler)(const struct cn_http_req *req, struct cn_http_res
 
 struct cn_http_server;
 
+/* TLS for a listener (PEM files, read at listen). With ca_path, clients are asked for a
+ * certificate: one that is presented must chain to ca_path or the handshake fails; none at
+ * all is allowed (first contact enrols with a token), so handlers decide what they require. */
+struct cn_http_tls {
+	const char *cert_path; /* server certificate, optionally followed by its chain */
+	const char *key_path;
+	const char *ca_path; /* optional: request and verify client certificates */
+};
+
 /* Listens on iface:port (port 0 is refused: callers pick ports). max_body bounds request
- * bodies; larger ones get 413. */
+ * bodies; larger ones get 413. tls NULL serves plain HTTP, otherwise HTTPS (HTTP/1.1 only). */
+int cn_http_listen_tls(struct cn_loop *l, const char *name, const char *iface, int port,
+		       size_t max_body, const struct cn_http_tls *tls, struct cn_http_server **out);
+/* cn_http_listen_tls without TLS. */
 int cn_http_listen(struct cn_loop *l, const char *name, const char *iface, int port,
 		   size_t max_body, struct cn_http_server **out);
 /* path matches exactly, or as a prefix when it ends in '/'. Later routes win ties on
  * equal length; the longest match is used. */
 int cn_http_route(struct cn_http_server *s, enum cn_http_method m, const char *path,
 		  cn_http_handler fn, void *arg);
+/* For cn_ws. A GET with "Upgrade: websocket" on exactly path becomes a WebSocket bound to
+ * the server's WebSocket protocol, whose lws callback is ws_cb (one for all such routes of a
+ * server), with the wsi's opaque user data set to arg until ws_cb changes it. Upgrades
+ * anywhere else are refused by closing the connection; a plain request on path gets 426.
+ * free_arg (may be NULL) frees arg in cn_http_close. */
+int cn_http_route_ws(struct cn_http_server *s, const char *path, lws_callback_function *ws_cb,
+		     void *arg, void (*free_arg)(void *arg));
 /* Frees the server; call after cn_loop_destroy, which closes its listener. */
 void cn_http_close(struct cn_http_server *s);
 

@@ -52,8 +52,10 @@ int cn_loop_init(struct cn_loop *l)
 			  lws_emit);
 	memset(&info, 0, sizeof(info));
 	info.port = CONTEXT_PORT_NO_LISTEN;
+	/* VALIDATE_UTF8 is read from the context in lws 4.1: WebSocket text that is not UTF-8
+	 * closes the connection with 1007. */
 	info.options = LWS_SERVER_OPTION_GLIB | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+		       LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	foreign[0] = l->loop;
 	info.foreign_loops = foreign;
 	l->lws = lws_create_context(&info);
@@ -92,6 +94,16 @@ guint cn_loop_every(struct cn_loop *l, unsigned interval_ms, GSourceFunc fn, voi
 	return id;
 }
 
+int cn_loop_at_destroy(struct cn_loop *l, void (*fn)(void *arg), void *arg)
+{
+	if (l->n_at_destroy == CN_LOOP_MAX_AT_DESTROY)
+		return -ENOSPC;
+	l->at_destroy[l->n_at_destroy].fn = fn;
+	l->at_destroy[l->n_at_destroy].arg = arg;
+	l->n_at_destroy++;
+	return 0;
+}
+
 void cn_loop_destroy(struct cn_loop *l)
 {
 	if (l->sig_term)
@@ -103,6 +115,9 @@ void cn_loop_destroy(struct cn_loop *l)
 		lws_context_destroy(l->lws);
 		l->lws = NULL;
 	}
+	for (int i = l->n_at_destroy - 1; i >= 0; i--)
+		l->at_destroy[i].fn(l->at_destroy[i].arg);
+	l->n_at_destroy = 0;
 	/* Let sources that lws or others released finish their teardown. */
 	if (l->ctx)
 		while (g_main_context_iteration(l->ctx, FALSE))

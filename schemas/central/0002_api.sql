@@ -877,6 +877,7 @@ BEGIN
 		PERFORM api_fail(404, 'no such grant (or not visible to you)');
 	END IF;
 	PERFORM api_require_tenant_perm(u, 'users.write');
+	PERFORM api_check_version((SELECT g.version FROM grants g WHERE g.id = api_grants_delete.id), ifm);
 	DELETE FROM grants g WHERE g.id = api_grants_delete.id AND g.tenant_id = t;
 	RETURN QUERY SELECT 204, NULL::text, NULL::json, NULL::text;
 END $$;
@@ -925,10 +926,16 @@ END $$;
 CREATE FUNCTION api_tokens_delete(t uuid, u uuid, id uuid, b jsonb, ifm bigint, q jsonb, sub uuid, x1 text, x2 text)
 RETURNS TABLE (r_status int, r_etag text, r_body json, r_detail text)
 LANGUAGE plpgsql AS $$
+DECLARE
+	cur api_tokens;
 BEGIN
-	UPDATE api_tokens k SET revoked_at = coalesce(k.revoked_at, now()), version = k.version + 1
-	WHERE k.id = api_tokens_delete.id AND k.tenant_id = t AND (k.user_id = u OR canopy_can(u, 'users.write', NULL));
+	SELECT * INTO cur FROM api_tokens k
+	WHERE k.id = api_tokens_delete.id AND k.tenant_id = t AND (k.user_id = u OR canopy_can(u, 'users.write', NULL))
+	FOR UPDATE;
 	IF NOT FOUND THEN PERFORM api_fail(404, 'no such API token (or not yours)'); END IF;
+	PERFORM api_check_version(cur.version, ifm);
+	UPDATE api_tokens k SET revoked_at = coalesce(k.revoked_at, now()), version = k.version + 1
+	WHERE k.id = cur.id;
 	RETURN QUERY SELECT 204, NULL::text, NULL::json, NULL::text;
 END $$;
 
