@@ -56,8 +56,9 @@ FUZZ_SECONDS ?= 60
 	fuzz-smoke bench demo clean
 
 CODEC := $(BUILD)/bin/canopy-codec
+UPLINK_LOAD := $(BUILD)/bin/canopy-uplink-load
 
-all: $(LIB) $(BINS) $(TESTCAM) $(CODEC)
+all: $(LIB) $(BINS) $(TESTCAM) $(CODEC) $(UPLINK_LOAD)
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -103,6 +104,11 @@ $(TESTCAM): tests/tools/testcam.c
 
 # Command-line door to the codecs, for cross-checks with independent implementations.
 $(CODEC): $(BUILD)/obj/tests/tools/codec.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
+
+# Simulated node fleet for the central benchmark (the real uplink client, N times).
+$(UPLINK_LOAD): $(BUILD)/obj/tests/tools/uplink_load.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(PKG_LIBS)
 
@@ -171,5 +177,6 @@ demo:
 clean:
 	rm -rf build build-san
 
--include $(SHARED_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/tests/tools/codec.d $(EDGE_OBJ:.o=.d) \
+-include $(SHARED_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) $(BUILD)/obj/tests/tools/codec.d \
+	$(BUILD)/obj/tests/tools/uplink_load.d $(EDGE_OBJ:.o=.d) \
 	$(BUILD)/obj/relay/relay_main.d $(CENTRAL_OBJ:.o=.d)

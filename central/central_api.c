@@ -394,26 +394,27 @@ static int check_query(const struct api_op *op, const struct cn_http_req *req, c
 
 /* ---- running on the worker --------------------------------------------------------- */
 
-/* Secrets never reach the audit log: any member named password (at any depth) is masked. */
-static void redact(cJSON *v)
+/* Secrets never reach the audit log: any member named password (at any depth, of any
+ * type) is masked. Fails only without memory; the caller then logs no detail at all. */
+static int redact(cJSON *v)
 {
 	cJSON *it;
 
 	cJSON_ArrayForEach(it, v) {
 		if (it->string && strcmp(it->string, "password") == 0) {
-			/* Whatever its type: a number or an object is a secret all the same. */
 			cJSON *mask = cJSON_CreateString("***");
 
-			if (!mask || !cJSON_ReplaceItemViaPointer(v, it, mask)) {
+			/* Replacing in the object (not via the pointer) keeps the member's name. */
+			if (!mask || !cJSON_ReplaceItemInObjectCaseSensitive(v, "password", mask)) {
 				cJSON_Delete(mask);
-				cJSON_SetValuestring(it, "***"); /* strings only; best effort */
-				continue;
+				return -ENOMEM;
 			}
 			it = mask;
-		} else if (cJSON_IsObject(it) || cJSON_IsArray(it)) {
-			redact(it);
+		} else if ((cJSON_IsObject(it) || cJSON_IsArray(it)) && redact(it) < 0) {
+			return -ENOMEM;
 		}
 	}
+	return 0;
 }
 
 static char *audit_detail(const struct api_call *call)
@@ -423,8 +424,7 @@ static char *audit_detail(const struct api_call *call)
 
 	if (!call->body || !(copy = cJSON_Duplicate(call->body, true)))
 		return NULL;
-	redact(copy);
-	out = cJSON_PrintUnformatted(copy);
+	out = redact(copy) < 0 ? NULL : cJSON_PrintUnformatted(copy);
 	cJSON_Delete(copy);
 	return out;
 }

@@ -98,7 +98,7 @@ static int link_send(struct link *l, const char *type, cJSON *body)
 		rc = cn_ws_send(l->ws, (const char *)out.data, out.len);
 	if (rc == -ENOBUFS) {
 		cn_log_warn("uplink", "%s (%s): send queue full; closing the link", l->name, l->peer);
-		cn_ws_close_status(l->ws, 1013, "send queue full");
+		cn_ws_close_status(l->ws, 4013, "send queue full");
 	}
 	cn_envelope_clear(&env);
 	cn_buf_free(&out);

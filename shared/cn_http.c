@@ -437,8 +437,8 @@ static int confirm_upgrade(struct lws *wsi, struct cn_http_server *s, const char
 		}
 	}
 	lws_get_peer_simple(wsi, peer, sizeof(peer));
-	cn_log_info("http", "%s: refused websocket upgrade from %s on %s", s->name, peer,
-		    n > 0 ? path : "(not a GET)");
+	cn_log_debug("http", "%s: refused websocket upgrade from %s on %s", s->name, peer,
+		     n > 0 ? path : "(not a GET)");
 	return -1;
 }
 
@@ -701,9 +701,8 @@ int cn_http_route(struct cn_http_server *s, enum cn_http_method m, const char *p
 int cn_http_route_ws(struct cn_http_server *s, const char *path, lws_callback_function *ws_cb,
 		     void *arg, void (*free_arg)(void *arg))
 {
-	int rc;
-
 	size_t n = strlen(path);
+	int rc;
 
 	/* Exact paths only: a trailing '/' would make the plain route a prefix. */
 	if (!ws_cb || path[0] != '/' || (n > 1 && path[n - 1] == '/') ||

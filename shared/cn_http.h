@@ -67,7 +67,8 @@ struct cn_http_server;
 
 /* TLS for a listener (PEM files, read at listen). With ca_path, clients are asked for a
  * certificate: one that is presented must chain to ca_path or the handshake fails; none at
- * all is allowed (first contact enrols with a token), so handlers decide what they require. */
+ * all is allowed (first contact enrols with a token), so handlers decide what they require
+ * (cn_ws_peer_cert shows a WebSocket handler what was presented). */
 struct cn_http_tls {
 	const char *cert_path; /* server certificate, optionally followed by its chain */
 	const char *key_path;

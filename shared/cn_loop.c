@@ -112,8 +112,11 @@ void cn_loop_destroy(struct cn_loop *l)
 		g_source_remove(l->sig_int);
 	l->sig_term = l->sig_int = 0;
 	if (l->lws) {
-		lws_context_destroy(l->lws);
+		struct lws_context *ctx = l->lws;
+		/* Callbacks run during the destroy (connections closing); cleared first, so
+		 * whatever they start meets a loop that is going away. */
 		l->lws = NULL;
+		lws_context_destroy(ctx);
 	}
 	for (int i = l->n_at_destroy - 1; i >= 0; i--)
 		l->at_destroy[i].fn(l->at_destroy[i].arg);

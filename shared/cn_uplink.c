@@ -63,8 +63,11 @@ static void load_state(struct cn_uplink *u)
 	char buf[STATE_MAX];
 	cJSON *o = NULL;
 	ssize_t n;
-	int fd = open(u->state_path, O_RDONLY | O_CLOEXEC);
+	int fd;
 
+	if (!u->state_path)
+		return;
+	fd = open(u->state_path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return;
 	n = read(fd, buf, sizeof(buf));
@@ -82,6 +85,8 @@ static int save_state(struct cn_uplink *u)
 	char tmp[1100], buf[256];
 	int fd, n, rc = 0;
 
+	if (!u->state_path)
+		return 0;
 	n = snprintf(buf, sizeof(buf), "{\"node_id\":\"%s\"}\n", u->node_id);
 	if (snprintf(tmp, sizeof(tmp), "%s.tmp", u->state_path) >= (int)sizeof(tmp))
 		return -ENAMETOOLONG;
@@ -139,7 +144,7 @@ int cn_uplink_send(struct cn_uplink *u, const char *type, cJSON *body)
 	if ((rc = cn_envelope_encode(&env, &out)) == 0)
 		rc = cn_ws_send(u->ws, (const char *)out.data, out.len);
 	if (rc == -ENOBUFS)
-		cn_ws_close_status(u->ws, 1013, "send queue full");
+		cn_ws_close_status(u->ws, 4013, "send queue full");
 	cn_envelope_clear(&env);
 	cn_buf_free(&out);
 	return rc;
@@ -354,11 +359,15 @@ int cn_uplink_start(struct cn_loop *l, const struct cn_uplink_conf *conf,
 	if (!(u->url = strdup(conf->url)) || !(u->ca_path = strdup(conf->ca_path ? conf->ca_path : "")) ||
 	    !(u->enrol_token = strdup(conf->enrol_token ? conf->enrol_token : "")) ||
 	    !(u->kind = strdup(conf->kind)) || !(u->name = strdup(conf->name)) ||
-	    !(u->software = strdup(conf->software)) || !(u->state_path = strdup(conf->state_path))) {
+	    !(u->software = strdup(conf->software)) ||
+	    (conf->state_path && !(u->state_path = strdup(conf->state_path)))) {
 		cn_uplink_stop(u);
 		return -ENOMEM;
 	}
-	load_state(u);
+	if (conf->node_id)
+		cn_strlcpy(u->node_id, conf->node_id, sizeof(u->node_id));
+	else
+		load_state(u);
 	*out = u;
 	connect_now(u);
 	return 0;

@@ -24,7 +24,8 @@ struct cn_uplink_conf {
 	const char *kind;        /* "edge", "relay", "central" */
 	const char *name;
 	const char *software;
-	const char *state_path;  /* where the enrolled node id is kept (JSON) */
+	const char *state_path;  /* where the enrolled node id is kept (JSON); NULL: nowhere */
+	const char *node_id;     /* an identity known beforehand (load tools); NULL: state_path */
 	const struct cn_ed25519 *key;
 };
 

@@ -103,7 +103,6 @@ struct dial {
 	bool sync_failed; /* ... which reported an error before returning */
 	int port;
 	char *url;
-	char *host;
 	char *hostport;
 	char *path;
 };
@@ -190,7 +189,6 @@ static void dial_end(struct cn_ws_conn *c)
 		d->job->c = NULL;
 	dialing = g_list_remove(dialing, c);
 	g_free(d->url);
-	g_free(d->host);
 	g_free(d->hostport);
 	g_free(d->path);
 	free(d);
@@ -431,15 +429,13 @@ static int client_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		return 0;
 	case LWS_CALLBACK_CLIENT_ESTABLISHED:
 		if (!(c = conn_of(wsi)))
-			return -1;
+			return -1; /* let go of (cn_ws_close, timeout) while dialing */
 		cn_log_debug("ws", "connected to %s (%s)", c->dial ? c->dial->url : "", c->peer);
 		dial_end(c);
 		c->open = true;
 		stats[CLIENT].open++;
 		stats[CLIENT].opened++;
-		if (c->closing) /* cn_ws_close came first: close properly now */
-			lws_callback_on_writable(wsi);
-		else if (c->ops->on_open)
+		if (c->ops->on_open)
 			c->ops->on_open(c, c->arg);
 		return 0;
 	case LWS_CALLBACK_CLIENT_RECEIVE:
@@ -536,7 +532,7 @@ static int parse_url(const char *url, struct ws_url *u)
 	if (hlen < auth.len) {
 		int64_t port;
 		struct cn_str ps = { auth.p + hlen + 1, auth.len - hlen - 1 };
-		if (cn_str_to_i64(ps, 1, 65535, &port) < 0 || ps.p[0] == '-')
+		if (cn_str_to_i64(ps, 1, 65535, &port) < 0)
 			return -EINVAL;
 		u->port = (int)port;
 	}
@@ -795,7 +791,6 @@ int cn_ws_connect(struct cn_loop *l, const struct cn_ws_client_opts *o,
 	d->tls = u.tls;
 	d->port = u.port;
 	d->url = g_strdup(o->url);
-	d->host = g_strdup(u.host);
 	d->path = g_strdup(u.path);
 	d->hostport = u.port == (u.tls ? 443 : 80) ? g_strdup(u.host)
 						   : g_strdup_printf("%s:%d", u.host, u.port);
@@ -864,9 +859,13 @@ void cn_ws_close_status(struct cn_ws_conn *c, int status, const char *reason)
 {
 	if (!c || c->closing)
 		return;
-	/* Codes an endpoint may send (RFC 6455 7.4); anything else becomes 1000. */
-	if (status < 1000 || status > 4999 || (status >= 1004 && status <= 1006) ||
-	    (status >= 1012 && status < 3000))
+	/* lws 4.1 takes any code from 1012 to 2999 for a protocol error and reports 1002, so
+	 * the registered 1012-1014 (restart, try later, bad gateway) go as 1011; codes an
+	 * endpoint must not send (RFC 6455 7.4) as 1000. Applications use 4000-4999. */
+	if (status >= 1012 && status <= 1014)
+		status = LWS_CLOSE_STATUS_UNEXPECTED_CONDITION;
+	else if (status < 1000 || status > 4999 || (status >= 1004 && status <= 1006) ||
+		 (status >= 1015 && status < 3000))
 		status = LWS_CLOSE_STATUS_NORMAL;
 	c->closing = true;
 	c->close_status = (uint16_t)status;

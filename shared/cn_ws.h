@@ -42,28 +42,34 @@ struct cn_ws_client_opts {
 				 * closes the connection; 0: 30 */
 };
 
-/* Starts a client connection and returns at once: on_open or on_close follows. Fails
- * (without callbacks) only for a bad url or files, or lack of memory. Host names are
- * looked up on a short-lived thread, never on the loop. */
+/* Starts a client connection and returns at once with *out set: on_open or on_close
+ * follows, never from inside this call. Fails without callbacks only for bad options
+ * (-EINVAL), unreadable files (-errno), no client vhost (-EIO), lack of memory, or a loop
+ * being destroyed (-ESHUTDOWN). Host names are looked up on a short-lived thread, never
+ * on the loop. */
 int cn_ws_connect(struct cn_loop *l, const struct cn_ws_client_opts *o,
 		  const struct cn_ws_ops *ops, void *arg, struct cn_ws_conn **out);
 
 /* Queues one text message (copied). Never blocks. -ENOBUFS when the queue would pass
- * CN_WS_SEND_QUEUE_MAX (counted; the caller decides, an uplink closes), -ENOTCONN before
- * on_open, -EPIPE once closing. */
+ * CN_WS_SEND_QUEUE_MAX (counted; the caller decides, an uplink closes), -EMSGSIZE for a
+ * message that could never fit, -ENOTCONN before on_open, -EPIPE once closing. */
 int cn_ws_send(struct cn_ws_conn *c, const char *data, size_t len);
 /* Closes with 1000 (queued messages are dropped); on_close follows, never from inside. */
 void cn_ws_close(struct cn_ws_conn *c);
-/* The same with a status (1000..4999) and a short reason sent to the peer. */
+/* The same with a status and a short reason for the peer. Use 1000-1011 or 4000-4999:
+ * lws 4.1 peers take 1012-2999 for a protocol error, so 1012-1014 are sent as 1011, and
+ * other codes outside those ranges as 1000. */
 void cn_ws_close_status(struct cn_ws_conn *c, int status, const char *reason);
 
 void cn_ws_set_user(struct cn_ws_conn *c, void *user);
 void *cn_ws_user(const struct cn_ws_conn *c);
 /* The peer's address ("192.0.2.7"); for a client, once the name is looked up. */
 const char *cn_ws_peer(const struct cn_ws_conn *c);
+/* Message bytes queued and not yet handed to lws. */
 size_t cn_ws_queued(const struct cn_ws_conn *c);
-/* In on_close: the status the peer's close frame carried (1000, 1009, ...), or 1006 when
- * the connection ended without one (lost, or never opened). */
+/* In on_close: the close status: ours when this side closed first (cn_ws_close_status,
+ * 1009 for an oversize message...), else the one the peer's close frame carried, else
+ * 1006 (lost, or never opened). */
 int cn_ws_close_code(const struct cn_ws_conn *c);
 /* Appends the peer's certificate (DER) to out: on a server with client certificates
  * requested (cn_http_tls.ca_path), or the server's on a wss client. It was verified
