@@ -53,7 +53,7 @@ FUZZ_SHARED_OBJ := $(SHARED_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test test-all test-unit test-integration checksrc fuzz fuzz-replay \
-	fuzz-smoke bench demo clean
+	fuzz-smoke bench bench-central demo clean
 
 CODEC := $(BUILD)/bin/canopy-codec
 UPLINK_LOAD := $(BUILD)/bin/canopy-uplink-load
@@ -169,6 +169,10 @@ fuzz-smoke: fuzz
 # Benchmarks: ours beside a peer measured in the same run (docs/benchmarks.md).
 bench: all
 	$(PYTHON) tests/bench/bench_recording.py $(BENCH_ARGS)
+	$(PYTHON) tests/bench/bench_central.py $(BENCH_CENTRAL_ARGS)
+
+bench-central: all
+	$(PYTHON) tests/bench/bench_central.py $(BENCH_CENTRAL_ARGS)
 
 demo:
 	@echo "make demo: not yet available (the one-command local system lands with the demo issue)"

@@ -31,8 +31,9 @@ packages=(
 	gstreamer1.0-x ffmpeg
 	# make bench: h264parse (serving a pre-encoded clip)
 	gstreamer1.0-plugins-bad
-	# HTTP client for tests and examples; HTTP load generator for make bench
-	curl wrk
+	# HTTP client for tests and examples; HTTP load generator and MQTT broker (the peer
+	# a node fleet is measured against) for make bench
+	curl wrk mosquitto
 )
 
 missing() {

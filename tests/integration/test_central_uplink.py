@@ -218,3 +218,63 @@ def test_offline_after_silence_and_edge_runs_alone(central_factory, daemon_facto
     assert "no heartbeat" in n["state_reason"]
     types = [e["type"] for e in admin.ok("GET", f"/node-events?node_id={node['id']}")["items"]]
     assert "node.offline" in types
+
+
+def test_independent_client_clock_skew_and_events(central_factory):
+    """A node written from docs/uplink.md alone (Python websockets + cryptography): enrols,
+    sends a heartbeat from a clock 10 s fast, an event batch twice (acked, stored once)."""
+    import asyncio
+    import base64
+    import ssl
+    import uuid
+
+    import websockets
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    central = central_factory(clock_warn_ms=2000)
+    admin = central.admin()
+    site, node, token = make_edge_node(admin)
+    key = Ed25519PrivateKey.generate()
+    b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
+    pub = b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
+    seq = [0]
+
+    def env(typ, body, skew_ms=0):
+        seq[0] += 1
+        t = time.time() + skew_ms / 1000
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t * 1000) % 1000:03d}Z"
+        return json.dumps({"v": 1, "type": typ, "id": uuid.uuid4().hex, "seq": seq[0],
+                           "time": stamp, "body": body})
+
+    async def talk():
+        ctx = ssl.create_default_context(cafile=central.ca_file)
+        async with websockets.connect(central.uplink_url, ssl=ctx) as ws:
+            ch = json.loads(await ws.recv())
+            nonce = ch["body"]["nonce"]
+            sig = b64(key.sign(f"canopy-uplink-v1\n{nonce}\n{token}".encode()))
+            await ws.send(env("hello", {"enrol_token": token, "public_key": pub, "signature": sig,
+                                        "kind": "edge", "name": "py", "software": "py-test"}))
+            welcome = json.loads(await ws.recv())
+            assert welcome["type"] == "welcome", welcome
+            assert welcome["body"]["node_id"] == node["id"]
+            config = json.loads(await ws.recv())
+            assert config["type"] == "config" and config["body"]["doc"]["cameras"] == []
+            await ws.send(env("config.ack", {"version": config["body"]["version"], "ok": True,
+                                             "error": ""}))
+            await ws.send(env("heartbeat", {"applied_version": 1}, skew_ms=10_000))
+            evs = [{"id": "ev-1", "camera": "door", "type": "camera.offline",
+                    "time": "2026-01-01T00:00:00Z", "state": "offline"}]
+            for _ in range(2):  # at-least-once: a resend is stored once
+                await ws.send(env("events", {"events": evs}))
+                ack = json.loads(await ws.recv())
+                assert ack["type"] == "events.ack" and ack["body"]["ids"] == ["ev-1"]
+            await asyncio.sleep(3)  # heartbeats are written in batches every 2 s
+
+    asyncio.run(talk())
+    n = node_state(admin, node["id"])
+    assert 9000 < n["clock_offset_ms"] < 11000, n["clock_offset_ms"]
+    assert n["config"]["applied_version"] == n["config"]["desired_version"]
+    types = [e["type"] for e in admin.ok("GET", f"/node-events?node_id={node['id']}")["items"]]
+    assert "node.clock_skew" in types
+    assert [e["type"] for e in central_events(central, node["id"])] == ["camera.offline"]
