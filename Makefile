@@ -138,10 +138,15 @@ fuzz: $(FUZZ_BINS)
 
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CLANG) -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_FLAGS) -Ishared $(PKG_CFLAGS) \
+	$(CLANG) -std=c11 -D_GNU_SOURCE $(WARN) $(FUZZ_FLAGS) -Ishared -Iedge-agent $(PKG_CFLAGS) \
 		-DCANOPY_COMMIT='"fuzz"' -c $< -o $@
 
 $(FUZZ_BUILD)/fuzz_%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o $(FUZZ_SHARED_OBJ)
+	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
+
+# The edge's cameras document parser (pushed by central) lives with the edge.
+$(FUZZ_BUILD)/fuzz_camcfg: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_camcfg.o \
+		$(FUZZ_BUILD)/obj/edge-agent/edge_camcfg.o $(FUZZ_SHARED_OBJ)
 	$(CLANG) -fsanitize=fuzzer,address,undefined -o $@ $^ $(PKG_LIBS)
 
 # Replays each seed corpus once (regression check, seconds).
