@@ -53,6 +53,8 @@ def test_enrol_push_camera_and_roll_up(central_factory, daemon_factory, camera_f
              10, "edge online at central")
     assert n["key_id"] and n["software"].startswith("canopy-edge")
     assert (edge.data / "uplink.json").exists()
+    up = edge.api("/api/v1/cameras").json()["uplink"]
+    assert up["state"] == "ready" and up["node_id"] == node["id"] and up["error"] is None
 
     cam = camera_factory()
     t0 = time.monotonic()
@@ -125,6 +127,10 @@ def test_token_is_single_use_and_revocation_is_immediate(central_factory, daemon
     other = daemon_factory("edge", central_url=central.uplink_url, central_ca=central.ca_file,
                            enrol_token=token)
     wait(lambda: "already used" in other.log(), 10, "refusal logged by the second edge")
+    other_edge = Edge(other)
+    up = wait(lambda: (x := other_edge.api("/api/v1/cameras").json()["uplink"])["error"] and x,
+              5, "refusal visible in the edge API")
+    assert up["state"] in ("refused", "connecting", "authenticating") and "already used" in up["error"]
     m = other.get("/metrics").text
     assert "canopy_uplink_refused 1" in m and "canopy_uplink_ready 0" in m
 
