@@ -192,6 +192,10 @@ static cJSON *inventory(struct edge_uplink *eu)
 		cJSON_AddStringToObject(o, "codec", s.codec);
 		cJSON_AddNumberToObject(o, "width", s.width);
 		cJSON_AddNumberToObject(o, "height", s.height);
+		/* the streams the edge pulls (URLs never carry credentials) */
+		cJSON_AddStringToObject(o, "main_url", cfg.main_url);
+		if (cfg.sub_url[0])
+			cJSON_AddStringToObject(o, "sub_url", cfg.sub_url);
 	}
 	return root;
 }
