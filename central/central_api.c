@@ -18,8 +18,6 @@
 #include "cn_time.h"
 
 #define API_PREFIX "/api/v1/"
-#define API_MAX_DEPTH 16
-#define API_MAX_ARRAY 200
 #define API_MAX_RESPONSE (32u << 20)
 
 struct api_job {
@@ -102,23 +100,6 @@ int api_audit(PGconn *pg, struct api_call *call, const char *tenant, const char 
 
 /* ---- matching ---------------------------------------------------------------------- */
 
-static bool is_uuid(const char *s, size_t n)
-{
-	size_t i;
-
-	if (n != 36)
-		return false;
-	for (i = 0; i < n; i++) {
-		if (i == 8 || i == 13 || i == 18 || i == 23) {
-			if (s[i] != '-')
-				return false;
-		} else if (!isxdigit((unsigned char)s[i])) {
-			return false;
-		}
-	}
-	return true;
-}
-
 /* Matches path against pattern; fills id/sub. A non-UUID where one is expected is a
  * match failure, so it ends in 404 like an unknown id. */
 static bool match(const char *pattern, struct cn_str path, char *id, char *sub)
@@ -133,7 +114,7 @@ static bool match(const char *pattern, struct cn_str path, char *id, char *sub)
 
 			while (s < end && *s != '/')
 				s++;
-			if (!is_uuid(seg, (size_t)(s - seg)))
+			if (!cn_fields_is_uuid(seg, (size_t)(s - seg)))
 				return false;
 			dst = strncmp(p, "{id}", 4) == 0 ? id : sub;
 			memcpy(dst, seg, 36);
@@ -147,249 +128,6 @@ static bool match(const char *pattern, struct cn_str path, char *id, char *sub)
 		s++;
 	}
 	return *p == '\0' && s == end;
-}
-
-/* ---- validation -------------------------------------------------------------------- */
-
-static size_t utf8_len(const char *s)
-{
-	size_t n = 0;
-
-	for (; *s; s++)
-		if (((unsigned char)*s & 0xC0) != 0x80)
-			n++;
-	return n;
-}
-
-static int check_value(const struct api_field *f, const cJSON *v, const char *where, char *why,
-		       size_t cap)
-{
-	switch (f->type) {
-	case F_STR: {
-		size_t n;
-
-		if (!cJSON_IsString(v))
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be a string", where, f->name);
-		n = utf8_len(v->valuestring);
-		if ((int64_t)n < f->min || (int64_t)n > f->max)
-			return cn_fail(-EINVAL, why, cap,
-				       "%s '%s': must be %lld to %lld characters long (has %zu)", where,
-				       f->name, (long long)f->min, (long long)f->max, n);
-		return 0;
-	}
-	case F_INT: {
-		double d;
-
-		if (!cJSON_IsNumber(v))
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an integer", where, f->name);
-		d = v->valuedouble;
-		if (d != (double)(int64_t)d)
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an integer", where, f->name);
-		if ((int64_t)d < f->min || (int64_t)d > f->max)
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be between %lld and %lld", where,
-				       f->name, (long long)f->min, (long long)f->max);
-		return 0;
-	}
-	case F_BOOL:
-		if (!cJSON_IsBool(v))
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be true or false", where,
-				       f->name);
-		return 0;
-	case F_UUIDN:
-		if (cJSON_IsNull(v))
-			return 0;
-		/* fall through */
-	case F_UUID:
-		if (!cJSON_IsString(v) || !is_uuid(v->valuestring, strlen(v->valuestring)))
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be a UUID%s", where, f->name,
-				       f->type == F_UUIDN ? " or null" : "");
-		return 0;
-	case F_OBJ:
-		if (!cJSON_IsObject(v))
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an object", where, f->name);
-		return 0;
-	case F_STRARR: {
-		const cJSON *it;
-		int n = 0;
-
-		if (!cJSON_IsArray(v))
-			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an array of strings", where,
-				       f->name);
-		cJSON_ArrayForEach(it, v) {
-			size_t len;
-
-			if (!cJSON_IsString(it))
-				return cn_fail(-EINVAL, why, cap, "%s '%s'[%d]: must be a string", where,
-					       f->name, n);
-			len = strlen(it->valuestring);
-			if (len < 1 || (int64_t)len > f->max)
-				return cn_fail(-EINVAL, why, cap,
-					       "%s '%s'[%d]: must be 1 to %lld characters long", where,
-					       f->name, n, (long long)f->max);
-			if (++n > API_MAX_ARRAY)
-				return cn_fail(-EINVAL, why, cap, "%s '%s': more than %d items", where,
-					       f->name, API_MAX_ARRAY);
-		}
-		if (n < f->min)
-			return cn_fail(-EINVAL, why, cap, "%s '%s': needs at least %lld items", where,
-				       f->name, (long long)f->min);
-		return 0;
-	}
-	case F_TIME: {
-		int64_t ms;
-
-		if (!cJSON_IsString(v) ||
-		    cn_time_parse_rfc3339(v->valuestring, strlen(v->valuestring), &ms) < 0)
-			return cn_fail(-EINVAL, why, cap,
-				       "%s '%s': must be an RFC 3339 time like 2026-01-31T12:00:00Z",
-				       where, f->name);
-		return 0;
-	}
-	}
-	return -EINVAL;
-}
-
-static const struct api_field *find_field(const struct api_field *fields, const char *name)
-{
-	for (; fields && fields->name; fields++)
-		if (strcmp(fields->name, name) == 0)
-			return fields;
-	return NULL;
-}
-
-/* Body: a JSON object with known members of the right types; required ones present
- * on POST and PUT (PATCH changes what it names). */
-static int check_body(const struct api_op *op, const struct cn_str body, cJSON **out, char *why,
-		      size_t cap)
-{
-	const struct api_field *f;
-	const cJSON *it;
-	cJSON *o = NULL;
-	int rc;
-
-	if (!op->body) {
-		if (body.len)
-			return cn_fail(-EINVAL, why, cap, "this operation takes no request body");
-		return 0;
-	}
-	if (!body.len)
-		return cn_fail(-EINVAL, why, cap, "a JSON object body is required");
-	if ((rc = cn_json_parse(body.p, body.len, body.len, API_MAX_DEPTH, &o)) < 0)
-		return cn_fail(-EINVAL, why, cap, "body is not valid JSON (%s)", cn_strerror(rc));
-	if (!cJSON_IsObject(o)) {
-		cJSON_Delete(o);
-		return cn_fail(-EINVAL, why, cap, "body must be a JSON object");
-	}
-	cJSON_ArrayForEach(it, o) {
-		if (!(f = find_field(op->body, it->string))) {
-			char names[400] = "";
-			size_t used = 0;
-
-			for (f = op->body; f->name && used < sizeof(names); f++)
-				used += (size_t)snprintf(names + used, sizeof(names) - used, "%s%s",
-							 used ? ", " : "", f->name);
-			rc = cn_fail(-EINVAL, why, cap, "unknown field '%s' (known: %s)", it->string,
-				     names);
-			goto out_free;
-		}
-		if ((rc = check_value(f, it, "field", why, cap)) < 0)
-			goto out_free;
-	}
-	if (op->method != CN_HTTP_PATCH)
-		for (f = op->body; f->name; f++)
-			if (f->required && !cJSON_GetObjectItemCaseSensitive(o, f->name)) {
-				rc = cn_fail(-EINVAL, why, cap, "field '%s' is required", f->name);
-				goto out_free;
-			}
-	if (op->method == CN_HTTP_PATCH && !o->child) {
-		rc = cn_fail(-EINVAL, why, cap, "PATCH body names no field to change");
-		goto out_free;
-	}
-	*out = o;
-	return 0;
-out_free:
-	cJSON_Delete(o);
-	return rc;
-}
-
-/* Query: only the operation's parameters, typed, into a JSON object for SQL. */
-static int check_query(const struct api_op *op, const struct cn_http_req *req, cJSON **out,
-		       char *why, size_t cap)
-{
-	const char *q = req->query.p, *end = req->query.p + req->query.len;
-	cJSON *o = cJSON_CreateObject();
-	int rc = 0;
-
-	if (!o)
-		return -ENOMEM;
-	while (q && q < end) {
-		size_t flen = strnlen(q, (size_t)(end - q));
-		const char *eq = memchr(q, '=', flen);
-		char name[64], value[512];
-		const struct api_field *f;
-		cJSON *v = NULL;
-
-		if (flen == 0) {
-			q++;
-			continue;
-		}
-		if (!eq || (size_t)(eq - q) >= sizeof(name) || flen - (size_t)(eq - q) > sizeof(value)) {
-			rc = cn_fail(-EINVAL, why, cap, "malformed query parameter '%.*s'",
-				     (int)(flen > 64 ? 64 : flen), q);
-			break;
-		}
-		memcpy(name, q, (size_t)(eq - q));
-		name[eq - q] = '\0';
-		memcpy(value, eq + 1, flen - (size_t)(eq - q) - 1);
-		value[flen - (size_t)(eq - q) - 1] = '\0';
-		q += flen + 1;
-		if (!(f = find_field(op->query, name))) {
-			rc = cn_fail(-EINVAL, why, cap, "unknown query parameter '%s'", name);
-			break;
-		}
-		if (cJSON_GetObjectItemCaseSensitive(o, name)) {
-			rc = cn_fail(-EINVAL, why, cap, "query parameter '%s' given twice", name);
-			break;
-		}
-		if (f->type == F_INT) {
-			int64_t n;
-
-			if (cn_str_to_i64(cn_str_from(value), f->min, f->max, &n) < 0) {
-				rc = cn_fail(-EINVAL, why, cap,
-					     "query parameter '%s': must be an integer between %lld and %lld",
-					     name, (long long)f->min, (long long)f->max);
-				break;
-			}
-			v = cn_json_add_i64(o, name, n);
-		} else if (f->type == F_BOOL) {
-			if (strcmp(value, "true") && strcmp(value, "false")) {
-				rc = cn_fail(-EINVAL, why, cap,
-					     "query parameter '%s': must be true or false", name);
-				break;
-			}
-			v = cJSON_AddBoolToObject(o, name, value[0] == 't');
-		} else {
-			cJSON *s = cJSON_CreateString(value);
-
-			if (s && (rc = check_value(f, s, "query parameter", why, cap)) < 0) {
-				cJSON_Delete(s);
-				break;
-			}
-			if (s)
-				cJSON_AddItemToObject(o, name, s);
-			v = s;
-		}
-		if (!v) {
-			rc = -ENOMEM;
-			break;
-		}
-	}
-	if (rc < 0) {
-		cJSON_Delete(o);
-		return rc;
-	}
-	*out = o;
-	return 0;
 }
 
 /* ---- running on the worker --------------------------------------------------------- */
@@ -653,9 +391,11 @@ static int dispatch(const struct cn_http_req *req, struct cn_http_resp *resp, vo
 	}
 	if (!op)
 		return reject(resp, 404, "Not Found", "no such API resource");
-	if ((rc = check_query(op, req, &query, why, sizeof(why))) < 0)
+	if ((rc = cn_fields_query(op->query, req->query.p, req->query.len, &query, why,
+				  sizeof(why))) < 0)
 		return rc == -ENOMEM ? rc : reject(resp, 400, "Bad Request", why);
-	if ((rc = check_body(op, req->body, &body, why, sizeof(why))) < 0) {
+	if ((rc = cn_fields_body(op->body, op->method == CN_HTTP_PATCH, req->body.p, req->body.len,
+				 &body, why, sizeof(why))) < 0) {
 		cJSON_Delete(query);
 		return reject(resp, 400, "Bad Request", why);
 	}

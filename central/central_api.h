@@ -8,28 +8,11 @@
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
+#include "cn_fields.h"
 #include "cn_http.h"
 
 struct central;
 struct api_call;
-
-enum api_ftype {
-	F_STR,    /* string of min..max characters */
-	F_INT,    /* integer in min..max */
-	F_BOOL,
-	F_UUID,   /* a UUID string */
-	F_UUIDN,  /* a UUID string or null */
-	F_OBJ,    /* any JSON object (validated further in SQL or by a prepare hook) */
-	F_STRARR, /* array of strings, each 1..max characters, at most min items... see api.c */
-	F_TIME,   /* RFC 3339 timestamp */
-};
-
-struct api_field {
-	const char *name;
-	enum api_ftype type;
-	int64_t min, max;
-	bool required;
-};
 
 /* Who is calling, established on the worker before the operation runs. */
 struct api_auth {
@@ -52,8 +35,8 @@ struct api_op {
 	const char *pattern; /* "/api/v1/sites/{id}"; {id} and {sub} take UUIDs */
 	const char *perm;    /* permission an integrator token's scopes must include; NULL: none */
 	const char *action;  /* audit action for writes ("site.create"); NULL for reads */
-	const struct api_field *body;  /* NULL: no body accepted */
-	const struct api_field *query; /* NULL: no query parameters */
+	const struct cn_field *body;  /* NULL: no body accepted */
+	const struct cn_field *query; /* NULL: no query parameters */
 	const char *sql;
 	bool anonymous; /* no bearer token needed (login, refresh) */
 	/* Runs before sql on the worker; may set extra[0..1] ($8, $9) or answer itself

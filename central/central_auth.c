@@ -236,7 +236,7 @@ static int token_response(struct api_call *call, const char *access, const char 
 	    cn_json_add_i64(o, "archive_depth_s", depth_s))
 		rc = api_json(call, status, o);
 	cJSON_Delete(o);
-	cn_http_resp_header(&call->resp, "cache-control", "no-store");
+	/* Tokens must not be cached (RFC 6749 5.1): the HTTP layer marks every answer no-store. */
 	return rc;
 }
 
@@ -316,9 +316,21 @@ int central_auth_login(PGconn *pg, struct api_call *call)
 	found = strcmp(PQgetvalue(r, 0, 0), "0") != 0;
 	PQclear(r);
 	if (found) {
+		/* The refusal goes to the named user's tenant (NULL only for unknown names). */
+		bool known = false;
+
+		p[0] = username;
+		if (central_db_exec(pg, "SELECT id, tenant_id FROM users WHERE lower(username) = lower($1)",
+				    1, p, &r, err, sizeof(err)) == 0) {
+			if ((known = PQntuples(r) == 1)) {
+				cn_strlcpy(user_id, PQgetvalue(r, 0, 0), sizeof(user_id));
+				cn_strlcpy(tenant_id, PQgetvalue(r, 0, 1), sizeof(tenant_id));
+			}
+			PQclear(r);
+		}
 		cn_metric_add(&m_login_failed, 1);
-		api_audit(pg, call, NULL, NULL, username, "login", "user", "", "denied",
-			  "{\"reason\":\"locked\"}");
+		api_audit(pg, call, known ? tenant_id : NULL, known ? user_id : NULL, username, "login",
+			  "user", known ? user_id : "", "denied", "{\"reason\":\"locked\"}");
 		rc = api_problem(call, 429,
 				 "too many failed logins; try again in up to %lld minutes",
 				 (long long)c->conf->lockout_minutes);

@@ -8,142 +8,142 @@
 #include "central_auth.h"
 
 #define UUID_MAX 36
-#define PAGE { "limit", F_INT, 1, 1000, false }, { "offset", F_INT, 0, 10000000, false }
+#define PAGE { "limit", CN_F_INT, 1, 1000, false }, { "offset", CN_F_INT, 0, 10000000, false }
 
 /* Every api_* function has the same nine parameters (see central_api.h). */
 #define CALL(fn) "SELECT * FROM " fn "($1, $2, $3, $4, $5, $6, $7, $8, $9)"
 
-static const struct api_field login_body[] = {
-	{ "username", F_STR, 1, 64, true },
-	{ "password", F_STR, 1, 256, true },
-	{ "client_type", F_STR, 1, 32, false },
+static const struct cn_field login_body[] = {
+	{ "username", CN_F_STR, 1, 64, true },
+	{ "password", CN_F_STR, 1, 256, true },
+	{ "client_type", CN_F_STR, 1, 32, false },
 	{ NULL },
 };
-static const struct api_field refresh_body[] = {
-	{ "refresh_token", F_STR, 1, 128, true },
+static const struct cn_field refresh_body[] = {
+	{ "refresh_token", CN_F_STR, 1, 128, true },
 	{ NULL },
 };
-static const struct api_field page_query[] = { PAGE, { NULL } };
+static const struct cn_field page_query[] = { PAGE, { NULL } };
 
-static const struct api_field tenant_create[] = {
-	{ "name", F_STR, 1, 128, true },
-	{ "username", F_STR, 1, 64, true },
-	{ "password", F_STR, 1, 256, true },
-	{ "display_name", F_STR, 0, 128, false },
+static const struct cn_field tenant_create[] = {
+	{ "name", CN_F_STR, 1, 128, true },
+	{ "username", CN_F_STR, 1, 64, true },
+	{ "password", CN_F_STR, 1, 256, true },
+	{ "display_name", CN_F_STR, 0, 128, false },
 	{ NULL },
 };
-static const struct api_field tenant_update[] = { { "name", F_STR, 1, 128, true }, { NULL } };
+static const struct cn_field tenant_update[] = { { "name", CN_F_STR, 1, 128, true }, { NULL } };
 
-static const struct api_field site_body[] = {
-	{ "name", F_STR, 1, 128, true },
-	{ "parent_id", F_UUIDN, 0, 0, false },
-	{ "description", F_STR, 0, 1024, false },
-	{ "timezone", F_STR, 1, 64, false },
+static const struct cn_field site_body[] = {
+	{ "name", CN_F_STR, 1, 128, true },
+	{ "parent_id", CN_F_UUIDN, 0, 0, false },
+	{ "description", CN_F_STR, 0, 1024, false },
+	{ "timezone", CN_F_STR, 1, 64, false },
 	{ NULL },
 };
-static const struct api_field site_query[] = {
+static const struct cn_field site_query[] = {
 	PAGE,
-	{ "parent_id", F_UUID, 0, 0, false },
-	{ "under", F_UUID, 0, 0, false },
-	{ "q", F_STR, 1, 128, false },
+	{ "parent_id", CN_F_UUID, 0, 0, false },
+	{ "under", CN_F_UUID, 0, 0, false },
+	{ "q", CN_F_STR, 1, 128, false },
 	{ NULL },
 };
 
-static const struct api_field node_create[] = {
-	{ "site_id", F_UUID, 0, 0, true },
-	{ "kind", F_STR, 4, 7, true },
-	{ "name", F_STR, 1, 128, true },
+static const struct cn_field node_create[] = {
+	{ "site_id", CN_F_UUID, 0, 0, true },
+	{ "kind", CN_F_STR, 4, 7, true },
+	{ "name", CN_F_STR, 1, 128, true },
 	{ NULL },
 };
-static const struct api_field node_update[] = {
-	{ "site_id", F_UUID, 0, 0, false },
-	{ "name", F_STR, 1, 128, false },
+static const struct cn_field node_update[] = {
+	{ "site_id", CN_F_UUID, 0, 0, false },
+	{ "name", CN_F_STR, 1, 128, false },
 	{ NULL },
 };
-static const struct api_field node_query[] = {
+static const struct cn_field node_query[] = {
 	PAGE,
-	{ "site_id", F_UUID, 0, 0, false },
-	{ "under", F_UUID, 0, 0, false },
-	{ "kind", F_STR, 1, 16, false },
-	{ "state", F_STR, 1, 16, false },
+	{ "site_id", CN_F_UUID, 0, 0, false },
+	{ "under", CN_F_UUID, 0, 0, false },
+	{ "kind", CN_F_STR, 1, 16, false },
+	{ "state", CN_F_STR, 1, 16, false },
 	{ NULL },
 };
-static const struct api_field enrol_body[] = { { "ttl_s", F_INT, 60, 30 * 86400, false }, { NULL } };
-static const struct api_field node_event_query[] = {
+static const struct cn_field enrol_body[] = { { "ttl_s", CN_F_INT, 60, 30 * 86400, false }, { NULL } };
+static const struct cn_field node_event_query[] = {
 	PAGE,
-	{ "node_id", F_UUID, 0, 0, false },
-	{ "type", F_STR, 1, 64, false },
+	{ "node_id", CN_F_UUID, 0, 0, false },
+	{ "type", CN_F_STR, 1, 64, false },
 	{ NULL },
 };
 
-static const struct api_field camera_create[] = {
-	{ "node_id", F_UUID, 0, 0, true },
-	{ "key", F_STR, 1, 63, true },
-	{ "name", F_STR, 0, 127, false },
-	{ "config", F_OBJ, 0, 0, false },
+static const struct cn_field camera_create[] = {
+	{ "node_id", CN_F_UUID, 0, 0, true },
+	{ "key", CN_F_STR, 1, 63, true },
+	{ "name", CN_F_STR, 0, 127, false },
+	{ "config", CN_F_OBJ, 0, 0, false },
 	{ NULL },
 };
-static const struct api_field camera_update[] = {
-	{ "name", F_STR, 0, 127, false },
-	{ "config", F_OBJ, 0, 0, false },
+static const struct cn_field camera_update[] = {
+	{ "name", CN_F_STR, 0, 127, false },
+	{ "config", CN_F_OBJ, 0, 0, false },
 	{ NULL },
 };
-static const struct api_field camera_query[] = {
+static const struct cn_field camera_query[] = {
 	PAGE,
-	{ "node_id", F_UUID, 0, 0, false },
-	{ "site_id", F_UUID, 0, 0, false },
-	{ "under", F_UUID, 0, 0, false },
-	{ "state", F_STR, 1, 32, false },
+	{ "node_id", CN_F_UUID, 0, 0, false },
+	{ "site_id", CN_F_UUID, 0, 0, false },
+	{ "under", CN_F_UUID, 0, 0, false },
+	{ "state", CN_F_STR, 1, 32, false },
 	{ NULL },
 };
 
-static const struct api_field user_create[] = {
-	{ "username", F_STR, 1, 64, true },
-	{ "password", F_STR, 1, 256, true },
-	{ "display_name", F_STR, 0, 128, false },
-	{ "disabled", F_BOOL, 0, 0, false },
+static const struct cn_field user_create[] = {
+	{ "username", CN_F_STR, 1, 64, true },
+	{ "password", CN_F_STR, 1, 256, true },
+	{ "display_name", CN_F_STR, 0, 128, false },
+	{ "disabled", CN_F_BOOL, 0, 0, false },
 	{ NULL },
 };
-static const struct api_field user_update[] = {
-	{ "password", F_STR, 1, 256, false },
-	{ "display_name", F_STR, 0, 128, false },
-	{ "disabled", F_BOOL, 0, 0, false },
+static const struct cn_field user_update[] = {
+	{ "password", CN_F_STR, 1, 256, false },
+	{ "display_name", CN_F_STR, 0, 128, false },
+	{ "disabled", CN_F_BOOL, 0, 0, false },
 	{ NULL },
 };
-static const struct api_field user_query[] = { PAGE, { "q", F_STR, 1, 64, false }, { NULL } };
+static const struct cn_field user_query[] = { PAGE, { "q", CN_F_STR, 1, 64, false }, { NULL } };
 
-static const struct api_field role_body[] = {
-	{ "name", F_STR, 1, 64, true },
-	{ "permissions", F_STRARR, 0, 64, true },
-	{ "max_sessions", F_INT, 1, 1000, false },
-	{ "archive_depth", F_INT, 1, 9999, false },
-	{ "archive_depth_unit", F_STR, 4, 7, false },
+static const struct cn_field role_body[] = {
+	{ "name", CN_F_STR, 1, 64, true },
+	{ "permissions", CN_F_STRARR, 0, 64, true },
+	{ "max_sessions", CN_F_INT, 1, 1000, false },
+	{ "archive_depth", CN_F_INT, 1, 9999, false },
+	{ "archive_depth_unit", CN_F_STR, 4, 7, false },
 	{ NULL },
 };
-static const struct api_field grant_body[] = {
-	{ "user_id", F_UUID, 0, 0, true },
-	{ "role_id", F_UUID, 0, 0, true },
-	{ "site_id", F_UUIDN, 0, 0, false },
-	{ "camera_id", F_UUIDN, 0, 0, false },
+static const struct cn_field grant_body[] = {
+	{ "user_id", CN_F_UUID, 0, 0, true },
+	{ "role_id", CN_F_UUID, 0, 0, true },
+	{ "site_id", CN_F_UUIDN, 0, 0, false },
+	{ "camera_id", CN_F_UUIDN, 0, 0, false },
 	{ NULL },
 };
-static const struct api_field grant_query[] = { PAGE, { "user_id", F_UUID, 0, 0, false }, { NULL } };
+static const struct cn_field grant_query[] = { PAGE, { "user_id", CN_F_UUID, 0, 0, false }, { NULL } };
 
-static const struct api_field token_body[] = {
-	{ "name", F_STR, 1, 128, true },
-	{ "scopes", F_STRARR, 1, 64, true },
-	{ "expires_at", F_TIME, 0, 0, true },
+static const struct cn_field token_body[] = {
+	{ "name", CN_F_STR, 1, 128, true },
+	{ "scopes", CN_F_STRARR, 1, 64, true },
+	{ "expires_at", CN_F_TIME, 0, 0, true },
 	{ NULL },
 };
-static const struct api_field session_query[] = { PAGE, { "user_id", F_UUID, 0, 0, false }, { NULL } };
-static const struct api_field audit_query[] = {
+static const struct cn_field session_query[] = { PAGE, { "user_id", CN_F_UUID, 0, 0, false }, { NULL } };
+static const struct cn_field audit_query[] = {
 	PAGE,
-	{ "action", F_STR, 1, 64, false },
-	{ "actor", F_STR, 1, 64, false },
-	{ "result", F_STR, 1, 16, false },
-	{ "object_id", F_STR, 1, 64, false },
-	{ "since", F_TIME, 0, 0, false },
-	{ "until", F_TIME, 0, 0, false },
+	{ "action", CN_F_STR, 1, 64, false },
+	{ "actor", CN_F_STR, 1, 64, false },
+	{ "result", CN_F_STR, 1, 16, false },
+	{ "object_id", CN_F_STR, 1, 64, false },
+	{ "since", CN_F_TIME, 0, 0, false },
+	{ "until", CN_F_TIME, 0, 0, false },
 	{ NULL },
 };
 

@@ -185,7 +185,7 @@ int cn_fields_body(const struct cn_field *fields, bool partial, const char *body
 				goto out_free;
 			}
 	} else if (!o->child) {
-		rc = cn_fail(-EINVAL, why, cap, "the body names no field to change");
+		rc = cn_fail(-EINVAL, why, cap, "PATCH body names no field to change");
 		goto out_free;
 	}
 	*out = o;

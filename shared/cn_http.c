@@ -54,6 +54,7 @@ struct http_conn {
 	struct cn_buf body;
 	bool body_active;
 	bool body_too_big;
+	bool chunked; /* Transfer-Encoding without Content-Length: refused with 411 */
 	struct cn_buf out;
 	size_t sent;
 	int out_fd;          /* body streamed from a file when >= 0 */
@@ -304,7 +305,11 @@ static int dispatch(struct lws *wsi, struct http_conn *c, struct cn_http_server 
 	lws_get_peer_simple(wsi, req.peer, sizeof(req.peer));
 
 	r = find_route(s, c->method, req.path, &known);
-	if (c->body_too_big) {
+	if (c->chunked) {
+		cn_http_problem(&resp, 411, "Length Required",
+				"chunked request bodies are not accepted; send Content-Length");
+		cn_http_resp_header(&resp, "connection", "close");
+	} else if (c->body_too_big) {
 		s->too_big++;
 		cn_http_problem(&resp, 413, "Payload Too Large", "request body exceeds %zu bytes",
 				s->max_body);
@@ -478,17 +483,24 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 			if (cl[0] && cn_str_to_i64(cn_str_from(cl), 0, INT64_MAX, &n) == 0 &&
 			    (uint64_t)n > s->max_body)
 				c->body_too_big = true;
-			/* "Content-Length: 0" (requests sends it on DELETE) brings no body
-			 * callbacks at all: answer now rather than wait for a completion. */
+			/* "Content-Length: 0" (requests sends it on DELETE) may bring no body
+			 * callbacks at all: answer now; a completion that still comes is
+			 * ignored (body_active stays false). */
 			if (!chunked && cl[0] && n == 0 && !c->body_too_big)
 				return dispatch(wsi, c, s);
+			/* lws 4.1 does not decode chunked request bodies: refuse clearly
+			 * rather than hang up. */
+			if (chunked && !cl[0]) {
+				c->chunked = true;
+				return dispatch(wsi, c, s);
+			}
 			c->body_active = true;
 			return 0; /* wait for LWS_CALLBACK_HTTP_BODY_COMPLETION */
 		}
 		return dispatch(wsi, c, s);
 	}
 	case LWS_CALLBACK_HTTP_BODY:
-		if (!c || c->body_too_big)
+		if (!c || c->body_too_big || !c->body_active)
 			return 0;
 		if (cn_buf_append(&c->body, in, len) < 0)
 			c->body_too_big = true;
@@ -496,6 +508,8 @@ static int http_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
 		if (!c || !s)
 			return -1;
+		if (!c->body_active)
+			return 0; /* answered already (empty or refused body) */
 		c->body_active = false;
 		return dispatch(wsi, c, s);
 	case LWS_CALLBACK_HTTP_WRITEABLE: {
