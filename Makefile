@@ -80,8 +80,12 @@ $(BUILD)/bin/canopy-edge: $(EDGE_OBJ) $(LIB)
 CENTRAL_SRC := $(wildcard central/*.c)
 # The SQL migrations are compiled in, so a central binary always carries its own schema.
 CENTRAL_GEN := $(BUILD)/gen/central_migrations.c
-CENTRAL_OBJ := $(CENTRAL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/central_migrations.o
-CENTRAL_LIB_OBJ := $(filter-out $(BUILD)/obj/central/central_main.o,$(CENTRAL_OBJ))
+# Central checks camera configuration with the edge's own parser (a pure codec).
+CENTRAL_OBJ := $(CENTRAL_SRC:%.c=$(BUILD)/obj/%.o) $(BUILD)/obj/gen/central_migrations.o \
+	$(BUILD)/obj/edge-agent/edge_camcfg.o
+CENTRAL_LIB_OBJ := $(filter-out $(BUILD)/obj/central/central_main.o \
+	$(BUILD)/obj/edge-agent/edge_camcfg.o,$(CENTRAL_OBJ))
+$(CENTRAL_SRC:%.c=$(BUILD)/obj/%.o): CFLAGS += -Iedge-agent
 $(CENTRAL_GEN): $(sort $(wildcard schemas/central/*.sql)) deploy/embed-sql.sh
 	@mkdir -p $(dir $@)
 	deploy/embed-sql.sh $(sort $(wildcard schemas/central/*.sql)) > $@.tmp && mv $@.tmp $@

@@ -6,6 +6,7 @@
 #include "central.h"
 #include "central_api.h"
 #include "central_auth.h"
+#include "edge_camcfg.h"
 
 #define UUID_MAX 36
 #define PAGE { "limit", CN_F_INT, 1, 1000, false }, { "offset", CN_F_INT, 0, 10000000, false }
@@ -162,6 +163,42 @@ static int prepare_password(PGconn *pg, struct api_call *call)
 	return rc;
 }
 
+/* A camera's configuration is checked by the edge's own parser (edge_camcfg.c), so a
+ * mistake is a 400 naming the field now, not a refusal at the edge later. */
+static int prepare_camera(PGconn *pg, struct api_call *call)
+{
+	const cJSON *cfg = cJSON_GetObjectItemCaseSensitive(call->body, "config");
+	const char *key = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(call->body, "key"));
+	struct edge_camcfg *parsed;
+	cJSON *doc, *cams, *cam;
+	char *text, err[512];
+	int rc;
+
+	(void)pg;
+	if (!cJSON_IsObject(cfg))
+		return 0;
+	if (!(doc = cJSON_CreateObject()) || !(cams = cJSON_AddArrayToObject(doc, "cameras")) ||
+	    !(cam = cJSON_Duplicate(cfg, true))) {
+		cJSON_Delete(doc);
+		return -ENOMEM;
+	}
+	cJSON_AddItemToArray(cams, cam);
+	if (!cJSON_GetObjectItemCaseSensitive(cam, "id"))
+		cJSON_AddStringToObject(cam, "id", key ? key : "camera");
+	text = cJSON_PrintUnformatted(doc);
+	cJSON_Delete(doc);
+	if (!text || !(parsed = calloc(1, sizeof(*parsed)))) {
+		cJSON_free(text);
+		return -ENOMEM;
+	}
+	rc = edge_camcfg_parse(text, strlen(text), parsed, err, sizeof(err));
+	free(parsed);
+	cJSON_free(text);
+	if (rc < 0)
+		return api_problem(call, 400, "config: %s", err) < 0 ? -ENOMEM : 1;
+	return 0;
+}
+
 static int prepare_token(PGconn *pg, struct api_call *call)
 {
 	(void)pg;
@@ -266,12 +303,12 @@ const struct api_op central_ops[] = {
 	  CALL("api_cameras_list"), false, NULL, NULL, NULL,
 	  "list visible cameras: inventory, state and desired configuration" },
 	{ CN_HTTP_POST, V1 "/cameras", "cameras.write", "camera.create", camera_create, NULL,
-	  CALL("api_cameras_create"), false, NULL, NULL, NULL,
+	  CALL("api_cameras_create"), false, prepare_camera, NULL, NULL,
 	  "add a camera to an edge; its configuration is pushed at once" },
 	{ CN_HTTP_GET, V1 "/cameras/{id}", "cameras.read", NULL, NULL, NULL, CALL("api_cameras_get"),
 	  false, NULL, NULL, NULL, "get a camera" },
 	{ CN_HTTP_PATCH, V1 "/cameras/{id}", "cameras.write", "camera.update", camera_update, NULL,
-	  CALL("api_cameras_update"), false, NULL, NULL, NULL,
+	  CALL("api_cameras_update"), false, prepare_camera, NULL, NULL,
 	  "rename a camera or replace its desired configuration" },
 	{ CN_HTTP_DELETE, V1 "/cameras/{id}", "cameras.write", "camera.delete", NULL, NULL,
 	  CALL("api_cameras_delete"), false, NULL, NULL, NULL, "remove a camera from its edge" },

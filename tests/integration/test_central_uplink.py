@@ -81,8 +81,18 @@ def test_enrol_push_camera_and_roll_up(central_factory, daemon_factory, camera_f
     assert [x["id"] for x in doc["cameras"]] == ["door"]
     assert doc["version"] == n["config"]["applied_version"]
 
-    # a bad document is refused by the edge and shown as drift with the reason
-    admin.ok("PATCH", f"/cameras/{c['id']}", {"config": {"main_url": "http://not-rtsp/x"}})
+    # central checks a configuration with the edge's own parser: a mistake is a 400 now
+    r = admin.patch(f"/cameras/{c['id']}", {"config": {"main_url": "http://not-rtsp/x"}})
+    assert r.status_code == 400 and "main_url" in r.json()["detail"], r.text
+    # a document the edge still refuses (as from an older central: written straight into
+    # the database) shows as drift with the edge's reason
+    import psycopg2
+    conn = psycopg2.connect(central_dsn(central))
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE cameras SET desired = '{\"main_url\": \"http://not-rtsp/x\"}'"
+                    " WHERE id = %s", (c["id"],))
+        cur.execute("SELECT canopy_config_changed(%s)", (node["id"],))
+    conn.close()
     n = wait(lambda: (x := node_state(admin, node["id"]))["config"]["error"] and x, 10,
              "apply error reported")
     assert n["config"]["drift"] is True
