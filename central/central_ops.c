@@ -6,6 +6,7 @@
 #include "central.h"
 #include "central_api.h"
 #include "central_auth.h"
+#include "cn_x509.h"
 #include "edge_camcfg.h"
 
 #define UUID_MAX 36
@@ -236,6 +237,26 @@ static int prepare_session(PGconn *pg, struct api_call *call)
 	return 0;
 }
 
+/* The node CA's certificate (public): what nodes and browsers must trust. Fetched over a
+ * connection that cannot be verified yet, so compare the fingerprint out of band. */
+static int ca_certificate(PGconn *pg, struct api_call *call)
+{
+	char fp[CN_X509_FP_LEN + 1];
+	cJSON *o;
+	int rc = -ENOMEM;
+
+	(void)pg;
+	if (!call->c->ca_pem)
+		return api_problem(call, 404, "TLS is off on this instance: it has no node CA");
+	if (cn_x509_fingerprint(call->c->ca_pem, fp, sizeof(fp)) < 0)
+		return api_problem(call, 500, "the node CA certificate is unreadable");
+	if ((o = cJSON_CreateObject()) && cJSON_AddStringToObject(o, "pem", call->c->ca_pem) &&
+	    cJSON_AddStringToObject(o, "sha256", fp))
+		rc = api_json(call, 200, o);
+	cJSON_Delete(o);
+	return rc;
+}
+
 #define V1 "/api/v1"
 
 const struct api_op central_ops[] = {
@@ -245,6 +266,8 @@ const struct api_op central_ops[] = {
 	  central_auth_refresh, "exchange a refresh token for new tokens (the old one stops working)" },
 	{ CN_HTTP_POST, V1 "/auth/logout", NULL, "session.logout", NULL, NULL,
 	  CALL("api_sessions_delete"), false, prepare_session, NULL, NULL, "end the current session" },
+	{ CN_HTTP_GET, V1 "/ca", NULL, NULL, NULL, NULL, NULL, true, NULL, NULL, ca_certificate,
+	  "the node CA certificate (PEM) and its SHA-256 fingerprint; compare it out of band" },
 	{ CN_HTTP_GET, V1 "/me", NULL, NULL, NULL, NULL, CALL("api_me"), false, NULL, NULL, NULL,
 	  "the calling user, tenant, grants and tenant-wide permissions" },
 	{ CN_HTTP_GET, V1 "/permissions", NULL, NULL, NULL, NULL, CALL("api_permissions_list"), false,
