@@ -86,6 +86,8 @@ def raise_nofile():
 
 
 class Central:
+    extra: list[str] = []  # more config lines (--central-conf)
+
     def __init__(self, pg, work: Path):
         self.port = free_port()
         self.work = work
@@ -97,7 +99,7 @@ class Central:
         conf.write_text("\n".join([
             f'node_name = "bench-central"', f'data_dir = "{data}"', f"http_port = {self.port}",
             f'db = "{pg.dsn(self.dbname)}"', f'bootstrap_password_file = "{pw}"',
-            'log_level = "warn"', "db_queue = 100000", "session_idle = 1h", ""]))
+            'log_level = "warn"', "db_queue = 100000", "session_idle = 1h", *self.extra, ""]))
         self.log = open(work / "central.log", "wb")
         self.proc = subprocess.Popen([str(BIN / "canopy-central"), "-c", str(conf)],
                                      stderr=self.log, stdout=subprocess.DEVNULL,
@@ -367,7 +369,10 @@ def main():
     ap.add_argument("--seconds", type=float, default=60)
     ap.add_argument("--api-seconds", type=int, default=20)
     ap.add_argument("--skip-peer", action="store_true")
+    ap.add_argument("--central-conf", action="append", default=[],
+                    help='extra canopy-central config line, e.g. "loop_batch = 2ms"')
     args = ap.parse_args()
+    Central.extra = args.central_conf
     raise_nofile()
     pg = start_cluster()
     work = Path(tempfile.mkdtemp(prefix="canopy-bench-central-"))
