@@ -251,6 +251,8 @@ def test_independent_client_clock_skew_and_events(central_factory):
     central = central_factory(clock_warn_ms=2000)
     admin = central.admin()
     site, node, token = make_edge_node(admin)
+    admin.ok("POST", "/cameras", {"node_id": node["id"], "key": "door",
+                                  "config": {"main_url": "rtsp://10.0.0.9/s"}})
     key = Ed25519PrivateKey.generate()
     b64 = lambda b: base64.urlsafe_b64encode(b).rstrip(b"=").decode()  # noqa: E731
     pub = b64(key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw))
@@ -275,7 +277,8 @@ def test_independent_client_clock_skew_and_events(central_factory):
             assert welcome["type"] == "welcome", welcome
             assert welcome["body"]["node_id"] == node["id"]
             config = json.loads(await ws.recv())
-            assert config["type"] == "config" and config["body"]["doc"]["cameras"] == []
+            assert config["type"] == "config"
+            assert [c["id"] for c in config["body"]["doc"]["cameras"]] == ["door"]
             await ws.send(env("config.ack", {"version": config["body"]["version"], "ok": True,
                                              "error": ""}))
             await ws.send(env("heartbeat", {"applied_version": 1}, skew_ms=10_000))
@@ -294,3 +297,35 @@ def test_independent_client_clock_skew_and_events(central_factory):
     types = [e["type"] for e in admin.ok("GET", f"/node-events?node_id={node['id']}")["items"]]
     assert "node.clock_skew" in types
     assert [e["type"] for e in central_events(central, node["id"])] == ["camera.offline"]
+
+
+def test_enrolled_edge_keeps_its_own_cameras_until_central_manages_one(
+        central_factory, daemon_factory, camera_factory):
+    """An edge already recording from its local cameras_file enrols: central sends nothing
+    (no drift shown) and the camera keeps recording; the first camera central configures
+    makes central's document the edge's configuration."""
+    from fixtures.edge import camera_entry
+    central = central_factory()
+    admin = central.admin()
+    site, node, token = make_edge_node(admin)
+    cam = camera_factory()
+    d = daemon_factory("edge", launch=False, central_url=central.uplink_url,
+                       central_ca=central.ca_file, enrol_token=token)
+    edge = Edge(d)
+    edge.data.mkdir(parents=True, exist_ok=True)
+    edge.write_cameras([camera_entry(cam, "local")])
+    d.start()
+    edge.wait_state("local", "online", timeout=15)
+    n = wait(lambda: (x := node_state(admin, node["id"]))["state"] == "online" and x, 10, "online")
+    time.sleep(2)
+    assert n["config"]["managed"] is False and n["config"]["drift"] is False
+    assert "local" in edge.cameras() and edge.camera("local")["status"]["state"] == "online"
+    # reported by the edge, visible at central as origin node
+    wait(lambda: any(c["key"] == "local" and c["origin"] == "node"
+                     for c in admin.ok("GET", "/cameras")["items"]), 10, "inventory")
+    admin.ok("POST", "/cameras", {"node_id": node["id"], "key": "new",
+                                  "config": {"main_url": cam.url}})
+    edge.wait_state("new", "online", timeout=15)
+    n = wait(lambda: (x := node_state(admin, node["id"]))["config"]["drift"] is False
+             and x["config"]["managed"] and x, 10, "managed, no drift")
+    assert "local" not in edge.cameras()
