@@ -272,6 +272,37 @@ out:
 	return rc;
 }
 
+/* Refused changes are audited too (after the rollback, on their own): who tried what on
+ * which item, and why it was refused. Passwords stay masked. */
+static void audit_refusal(PGconn *pg, struct api_call *call)
+{
+	const struct api_op *op = call->op;
+	const char *dot = strchr(op->action, '.');
+	char type[32], *body = audit_detail(call), *detail = NULL;
+	cJSON *d = cJSON_CreateObject(), *b = NULL;
+	cJSON *prob = NULL;
+
+	if (d && call->resp.body.len &&
+	    cn_json_parse((const char *)call->resp.body.data, call->resp.body.len,
+			  call->resp.body.len, 4, &prob) == 0)
+		cJSON_AddItemToObject(d, "refusal", prob);
+	cn_json_add_i64(d, "status", call->resp.status);
+	/* A 404 means the ids named are not the caller's to know about: they are not echoed
+	 * into the caller's own audit log either. */
+	if (call->resp.status != 404 && body &&
+	    cn_json_parse(body, strlen(body), strlen(body), 32, &b) == 0)
+		cJSON_AddItemToObject(d, "request", b);
+	detail = d ? cJSON_PrintUnformatted(d) : NULL;
+	snprintf(type, sizeof(type), "%.*s", dot ? (int)(dot - op->action) : 0, op->action);
+	api_audit(pg, call, call->auth.tenant_id, call->auth.user_id, call->auth.username, op->action,
+		  type, call->resp.status == 404 ? "" : call->id,
+		  call->resp.status == 403 || call->resp.status == 404 ? "denied" : "failed",
+		  detail);
+	cJSON_Delete(d);
+	free(detail);
+	free(body);
+}
+
 static int api_run(PGconn *pg, struct central_job *j)
 {
 	struct api_job *aj = (struct api_job *)j;
@@ -293,16 +324,22 @@ static int api_run(PGconn *pg, struct central_job *j)
 	if (op->action && (rc = central_db_run(pg, "BEGIN", 0, NULL, err, sizeof(err))) < 0)
 		return rc;
 	if (op->prepare && (rc = op->prepare(pg, call)) != 0) {
-		if (op->action)
+		if (op->action) {
 			PQclear(PQexec(pg, "ROLLBACK"));
+			if (rc > 0)
+				audit_refusal(pg, call);
+		}
 		return rc < 0 ? rc : 0;
 	}
 	rc = run_sql(pg, call);
 	if (op->action) {
-		if (rc == 0 && call->resp.status < 300)
+		if (rc == 0 && call->resp.status < 300) {
 			rc = central_db_run(pg, "COMMIT", 0, NULL, err, sizeof(err));
-		else
+		} else {
 			PQclear(PQexec(pg, "ROLLBACK"));
+			if (call->resp.status >= 400 && call->resp.status < 500)
+				audit_refusal(pg, call);
+		}
 	}
 	return rc < 0 ? rc : 0;
 }

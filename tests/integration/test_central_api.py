@@ -1142,7 +1142,10 @@ def test_passwords_never_reach_the_audit_log(central_factory, pg):
         assert secret not in dump, f"the {name} password is in the audit log"
     assert "$argon2" not in dump
     api_rows = adm.ok("GET", "/audit", params={"limit": 1000})["items"]
-    cam_rows = [r for r in api_rows if r["action"] in ("camera.create", "camera.update")]
+    cam_rows = [r for r in api_rows if r["action"] in ("camera.create", "camera.update")
+                and r["result"] == "ok"]
+    refused = [r for r in api_rows if r["action"] == "camera.create" and r["result"] == "failed"]
+    assert len(refused) == 2 and all(r["detail"]["status"] == 400 for r in refused)
     assert len(cam_rows) == 2
     for r in cam_rows:  # masked where it was, not silently dropped
         assert r["detail"]["config"]["password"] == "***", r

@@ -365,8 +365,13 @@ def test_logout_and_revocation_end_sessions_at_once(central_factory):
     d.ok("DELETE", f"/sessions/{d.session_id}", status=204)
     assert d.get("/me").status_code == 401
     assert adm.ok("GET", "/sessions", params={"user_id": user["id"]})["total"] == 0
-    actions = [r["action"] for r in adm.ok("GET", "/audit")["items"]]
+    rows = adm.ok("GET", "/audit")["items"]
+    actions = [r["action"] for r in rows if r["result"] == "ok"]
     assert "session.logout" in actions and actions.count("session.revoke") == 2
+    # jack's try at the admin's session is in the log as denied, without its id
+    denied = [r for r in rows if r["action"] == "session.revoke" and r["result"] == "denied"]
+    assert len(denied) == 1 and denied[0]["actor"] == user["username"]
+    assert denied[0]["object_id"] == "" and adm.session_id not in json.dumps(denied[0])
 
 
 def test_session_limit_per_role(central_factory):
