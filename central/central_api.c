@@ -514,8 +514,3 @@ int central_api_init(struct central *c)
 	cn_metrics_register(&m_busy);
 	return 0;
 }
-
-void central_api_free(struct central *c)
-{
-	(void)c;
-}

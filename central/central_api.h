@@ -67,7 +67,6 @@ struct api_call {
 };
 
 int central_api_init(struct central *c);
-void central_api_free(struct central *c);
 
 /* Response helpers for custom operations and hooks. */
 int api_problem(struct api_call *call, int status, const char *fmt, ...)

@@ -530,7 +530,6 @@ int central_auth_prepare_password(PGconn *pg, struct api_call *call)
 	return 0;
 }
 
-int central_auth_init(void);
 int central_auth_init(void)
 {
 	cn_metrics_register(&m_login_ok);

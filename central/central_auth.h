@@ -19,6 +19,9 @@ int central_auth_check(PGconn *pg, struct central *c, const char *authz, struct 
 		       struct api_auth *auth);
 bool central_auth_scope_has(const struct api_auth *auth, const char *perm);
 
+/* Registers the metrics and prepares the hash unknown users are checked against. */
+int central_auth_init(void);
+
 /* Custom operations. */
 int central_auth_login(PGconn *pg, struct api_call *call);
 int central_auth_refresh(PGconn *pg, struct api_call *call);

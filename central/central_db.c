@@ -78,7 +78,6 @@ int central_db_exec(PGconn *pg, const char *sql, int nparams, const char *const 
 		cn_fail(-EIO, err, cap, "%s", msg ? msg : "query failed");
 	}
 	*res = NULL;
-	/* Keep the result for SQLSTATE-based decisions? Callers that need it use exec_raw. */
 	PQclear(r);
 	return -EIO;
 }

@@ -6,6 +6,7 @@
 
 #include "central.h"
 #include "central_api.h"
+#include "central_auth.h"
 #include "central_bootstrap.h"
 #include "central_migrations.h"
 #include "central_tls.h"
@@ -15,7 +16,6 @@
 #include "cn_err.h"
 #include "cn_log.h"
 
-int central_auth_init(void);
 
 #define C(field) offsetof(struct central_conf, field)
 
@@ -124,7 +124,6 @@ static void central_stop(struct cn_daemon *d)
 	central_db_close(c->db);
 	central_parent_stop(c);
 	central_uplink_stop(c);
-	central_api_free(c);
 	free(c->ca_pem);
 	cn_ed25519_free(c->sign_key);
 	free(c);

@@ -9,6 +9,7 @@
 
 #include "cn_base64.h"
 #include "cn_err.h"
+#include "cn_file.h"
 #include "cn_json.h"
 #include "cn_jwt.h"
 #include "cn_log.h"
@@ -25,9 +26,9 @@ int edge_api_write_admin_token(struct edge *e)
 {
 	struct cn_jwt_claims c;
 	struct cn_buf tok;
-	char path[1200], tmp[1210];
+	char path[1200];
 	int64_t now = cn_time_wall_ms() / 1000;
-	int fd, rc;
+	int rc;
 
 	memset(&c, 0, sizeof(c));
 	cn_strlcpy(c.iss, e->d->base->node_name, sizeof(c.iss));
@@ -41,21 +42,9 @@ int edge_api_write_admin_token(struct edge *e)
 	if ((rc = cn_jwt_sign(e->d->node_key, e->d->node_key_id, &c, NULL, &tok)) < 0)
 		goto out_free_tok;
 	snprintf(path, sizeof(path), "%s/admin.token", e->d->base->data_dir);
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		rc = -errno;
-		goto out_free_tok;
-	}
-	if (write(fd, tok.data, tok.len) != (ssize_t)tok.len || write(fd, "\n", 1) != 1 ||
-	    fsync(fd) < 0)
-		rc = -EIO;
-	close(fd);
-	if (rc == 0 && rename(tmp, path) < 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
-	else
+	if ((rc = cn_buf_append(&tok, "\n", 1)) == 0)
+		rc = cn_file_write_atomic(path, tok.data, tok.len, 0600, true);
+	if (rc == 0)
 		cn_log_info("api", "local admin token written to '%s' (valid %d days)", path, ADMIN_TOKEN_DAYS);
 out_free_tok:
 	cn_buf_free(&tok);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "cn_err.h"
+#include "cn_file.h"
 #include "cn_json.h"
 #include "cn_log.h"
 #include "cn_metrics.h"
@@ -62,32 +63,14 @@ static void load_seq(struct edge_uplink *eu)
 	}
 }
 
-/* Written atomically: after a crash central at worst sees a batch again (idempotent). */
-static int write_file(const char *path, const char *data, size_t len, int mode)
-{
-	char tmp[1200];
-	int fd, rc = 0;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)) < 0)
-		return -errno;
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0)
-		rc = -EIO;
-	close(fd);
-	if (rc == 0 && rename(tmp, path) != 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
-}
-
 static void save_seq(struct edge_uplink *eu)
 {
 	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%lld\n", (long long)eu->acked_seq);
 
-	if (write_file(eu->seq_path, buf, (size_t)n, 0600) < 0)
+	/* Not fsynced (it runs on the loop, often): after a power cut the position may be
+	 * older, and central ignores the events it already has. */
+	if (cn_file_write_atomic(eu->seq_path, buf, (size_t)n, 0600, false) < 0)
 		cn_log_warn("uplink", "cannot save '%s': events may be sent twice", eu->seq_path);
 }
 
@@ -130,7 +113,8 @@ static void apply_config(struct edge_uplink *eu, const cJSON *body)
 		ack(eu, version, false, err);
 		goto out;
 	}
-	if ((rc = write_file(e->cameras_file, text, strlen(text), 0600)) < 0) {
+	/* Durable: this document is what the edge restarts with when central is away. */
+	if ((rc = cn_file_write_atomic(e->cameras_file, text, strlen(text), 0600, true)) < 0) {
 		snprintf(err, sizeof(err), "cannot write '%.400s': %s", e->cameras_file,
 			 cn_strerror(rc));
 		cn_log_error("uplink", "%s", err);

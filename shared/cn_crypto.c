@@ -19,6 +19,7 @@
 
 #include "cn_base64.h"
 #include "cn_err.h"
+#include "cn_file.h"
 
 struct cn_ed25519 {
 	EVP_PKEY *pkey;
@@ -183,32 +184,15 @@ int cn_ed25519_to_pem(const struct cn_ed25519 *k, bool priv, char **out)
 
 static int save_pem(const struct cn_ed25519 *k, const char *path, bool priv)
 {
-	char tmp[4096];
-	FILE *f;
-	int fd, ok;
+	char *pem = NULL;
+	int rc;
 
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, priv ? 0600 : 0644);
-	if (fd < 0)
-		return -errno;
-	f = fdopen(fd, "w");
-	if (!f) {
-		close(fd);
-		unlink(tmp);
-		return -ENOMEM;
-	}
-	ok = priv ? PEM_write_PrivateKey(f, k->pkey, NULL, NULL, 0, NULL, NULL)
-		  : PEM_write_PUBKEY(f, k->pkey);
-	if (fflush(f) != 0 || fsync(fd) != 0)
-		ok = 0;
-	if (fclose(f) != 0)
-		ok = 0;
-	if (!ok || rename(tmp, path) != 0) {
-		unlink(tmp);
-		return -EIO;
-	}
-	return 0;
+	if ((rc = cn_ed25519_to_pem(k, priv, &pem)) < 0)
+		return rc;
+	rc = cn_file_write_atomic(path, pem, strlen(pem), priv ? 0600 : 0644, true);
+	explicit_bzero(pem, strlen(pem));
+	free(pem);
+	return rc;
 }
 
 int cn_ed25519_save_private(const struct cn_ed25519 *k, const char *path)

@@ -11,6 +11,7 @@
 
 #include "cn_base64.h"
 #include "cn_err.h"
+#include "cn_file.h"
 #include "cn_json.h"
 #include "cn_log.h"
 #include "cn_metrics.h"
@@ -82,24 +83,13 @@ static void load_state(struct cn_uplink *u)
 
 static int save_state(struct cn_uplink *u)
 {
-	char tmp[1100], buf[256];
-	int fd, n, rc = 0;
+	char buf[256];
+	int n;
 
 	if (!u->state_path)
 		return 0;
 	n = snprintf(buf, sizeof(buf), "{\"node_id\":\"%s\"}\n", u->node_id);
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", u->state_path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
-		return -errno;
-	if (write(fd, buf, (size_t)n) != n || fsync(fd) != 0)
-		rc = -EIO;
-	close(fd);
-	if (rc == 0 && rename(tmp, u->state_path) != 0)
-		rc = -errno;
-	if (rc < 0)
-		unlink(tmp);
-	return rc;
+	return cn_file_write_atomic(u->state_path, buf, (size_t)n, 0600, true);
 }
 
 static gboolean retry_cb(gpointer arg)

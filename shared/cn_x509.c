@@ -23,6 +23,7 @@
 
 #include "cn_crypto.h"
 #include "cn_err.h"
+#include "cn_file.h"
 #include "cn_log.h"
 
 #define BACKDATE_SECONDS 3600 /* notBefore = now - 1 h, for clocks a little behind ours */
@@ -512,87 +513,11 @@ int cn_x509_expires_in(const char *cert_pem, int64_t *seconds)
 	return rc;
 }
 
-static int write_all(int fd, const char *p, size_t n)
-{
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
-		n -= (size_t)w;
-	}
-	return 0;
-}
-
-/* Makes the rename itself durable; best effort, the file is in place either way. */
-static void sync_parent(const char *path)
-{
-	char dir[PATH_MAX];
-	const char *slash = strrchr(path, '/');
-	size_t n;
-	int fd;
-
-	if (!slash) {
-		dir[0] = '.';
-		n = 1;
-	} else {
-		n = slash == path ? 1 : (size_t)(slash - path);
-		if (n >= sizeof(dir))
-			return;
-		memcpy(dir, path, n);
-	}
-	dir[n] = '\0';
-	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0)
-		return;
-	(void)fsync(fd);
-	close(fd);
-}
-
 int cn_x509_write_pem(const char *path, const char *pem, int mode)
 {
-	char tmp[PATH_MAX];
-	int fd, rc;
-
-	if (!path || !*path || !pem || (mode & ~07777))
+	if (!pem)
 		return -EINVAL;
-	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
-		return -ENAMETOOLONG;
-	/* Created 0600, so a key is never readable by others, not even for a moment. */
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	if (fchmod(fd, (mode_t)mode) != 0) {
-		rc = -errno;
-		goto out_close;
-	}
-	rc = write_all(fd, pem, strlen(pem));
-	if (rc < 0)
-		goto out_close;
-	if (fsync(fd) != 0) {
-		rc = -errno;
-		goto out_close;
-	}
-	if (close(fd) != 0) {
-		rc = -errno;
-		goto out_unlink;
-	}
-	if (rename(tmp, path) != 0) {
-		rc = -errno;
-		goto out_unlink;
-	}
-	sync_parent(path);
-	return 0;
-
-out_close:
-	close(fd);
-out_unlink:
-	unlink(tmp);
-	return rc;
+	return cn_file_write_atomic(path, pem, strlen(pem), mode, true);
 }
 
 void cn_x509_pair_free(struct cn_x509_pair *p)

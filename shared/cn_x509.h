@@ -49,9 +49,8 @@ int cn_x509_fingerprint(const char *cert_pem, char *out, size_t cap);
 /* Seconds until notAfter (negative when expired); for renewal decisions. */
 int cn_x509_expires_in(const char *cert_pem, int64_t *seconds);
 
-/* Writes PEM text to path with the given mode (exactly, whatever the umask) atomically:
- * a unique temp file beside path, fsync, rename; so libwebsockets, which wants file
- * paths, can load it. Returns -errno of the failing call. */
+/* PEM text to a file, durably and atomically (cn_file_write_atomic), so libwebsockets,
+ * which wants file paths, can load it. Returns -errno of the failing call. */
 int cn_x509_write_pem(const char *path, const char *pem, int mode);
 
 /* Frees both strings (the key wiped first) and sets them NULL; accepts NULL. */

@@ -61,6 +61,14 @@ CREATE FUNCTION canopy_site_json(s sites) RETURNS json LANGUAGE sql STABLE AS $$
 		'stale', coalesce((SELECT o.state <> 'online' FROM nodes o WHERE o.id = s.origin_node), false),
 		'created_at', s.created_at, 'updated_at', s.updated_at, 'version', s.version) $$;
 
+-- An edge keeps its own cameras until central manages one of them: enrolling an edge
+-- that already records (from its local cameras_file) must not stop its cameras. Until
+-- then central sends it no configuration document and shows no drift.
+CREATE FUNCTION canopy_edge_managed(n nodes) RETURNS boolean
+LANGUAGE sql STABLE AS $$
+	SELECT n.kind <> 'edge' OR n.applied_version > 0
+	    OR EXISTS (SELECT 1 FROM cameras c WHERE c.node_id = n.id AND c.desired IS NOT NULL) $$;
+
 CREATE FUNCTION canopy_node_json(n nodes) RETURNS json LANGUAGE sql STABLE AS $$
 	SELECT json_build_object('id', n.id, 'site_id', n.site_id, 'kind', n.kind, 'name', n.name,
 		'state', CASE WHEN n.origin_node IS NOT NULL AND
@@ -71,7 +79,9 @@ CREATE FUNCTION canopy_node_json(n nodes) RETURNS json LANGUAGE sql STABLE AS $$
 		'clock_offset_ms', n.clock_offset_ms, 'status', n.status,
 		'config', json_build_object('desired_version', n.desired_version,
 			'applied_version', n.applied_version, 'applied_at', n.applied_at,
-			'drift', n.applied_version <> n.desired_version, 'error', n.apply_error),
+			'managed', canopy_edge_managed(n),
+			'drift', canopy_edge_managed(n) AND n.applied_version <> n.desired_version,
+			'error', n.apply_error),
 		'managed_by', n.origin_node, 'enrolled_at', n.enrolled_at,
 		'created_at', n.created_at, 'updated_at', n.updated_at, 'version', n.version) $$;
 
@@ -218,18 +228,40 @@ END $$;
 ---------------------------------------------------------------------------------------
 -- sites
 
+-- Sites a user may see with permission p: NULL when a grant covers the whole tenant,
+-- otherwise the granted subtree roots (a site is visible when its path meets them).
+CREATE FUNCTION canopy_granted_sites(u uuid, p text) RETURNS uuid[]
+LANGUAGE sql STABLE AS $$
+	SELECT CASE WHEN bool_or(g.site_id IS NULL) THEN NULL
+		    ELSE coalesce(array_agg(g.site_id), '{}') END
+	FROM grants g JOIN roles r ON r.id = g.role_id
+	WHERE g.user_id = u AND p = ANY(r.permissions) AND g.camera_id IS NULL $$;
+
+-- The typical read of a large tenant: rights and JSON without per-row function calls.
 CREATE FUNCTION api_sites_list(t uuid, u uuid, id uuid, b jsonb, ifm bigint, q jsonb, sub uuid, x1 text, x2 text)
 RETURNS TABLE (r_status int, r_etag text, r_body json, r_detail text)
 LANGUAGE plpgsql AS $$
+DECLARE
+	roots uuid[] := canopy_granted_sites(u, 'sites.read');
+	any_grant boolean := EXISTS (SELECT 1 FROM grants g JOIN roles r ON r.id = g.role_id
+		WHERE g.user_id = u AND 'sites.read' = ANY(r.permissions) AND g.camera_id IS NULL);
 BEGIN
 	RETURN QUERY WITH v AS (
-		SELECT * FROM sites s WHERE s.tenant_id = t AND canopy_can(u, 'sites.read', s.ancestors)
+		SELECT s.* FROM sites s WHERE s.tenant_id = t AND any_grant
+		AND (roots IS NULL OR s.ancestors && roots)
 		AND (q->>'parent_id' IS NULL OR s.parent_id = (q->>'parent_id')::uuid)
 		AND (q->>'under' IS NULL OR (q->>'under')::uuid = ANY(s.ancestors))
-		AND (q->>'q' IS NULL OR s.name ILIKE '%' || (q->>'q') || '%'))
-	SELECT 200, NULL::text, api_page((SELECT json_agg(canopy_site_json(p) ORDER BY cardinality(p.ancestors), p.name, p.id)
-		FROM (SELECT * FROM v ORDER BY cardinality(v.ancestors), v.name, v.id
-		      LIMIT api_limit(q) OFFSET api_offset(q)) p),
+		AND (q->>'q' IS NULL OR s.name ILIKE '%' || (q->>'q') || '%')),
+	page AS (SELECT * FROM v ORDER BY cardinality(v.ancestors), v.name, v.id
+		 LIMIT api_limit(q) OFFSET api_offset(q))
+	SELECT 200, NULL::text, api_page((
+		SELECT json_agg(json_build_object('id', p.id, 'parent_id', p.parent_id, 'name', p.name,
+			'description', p.description, 'timezone', p.timezone,
+			'depth', cardinality(p.ancestors), 'path', p.ancestors,
+			'managed_by', p.origin_node, 'stale', coalesce(o.state <> 'online', false),
+			'created_at', p.created_at, 'updated_at', p.updated_at, 'version', p.version)
+			ORDER BY cardinality(p.ancestors), p.name, p.id)
+		FROM page p LEFT JOIN nodes o ON o.id = p.origin_node),
 		(SELECT count(*) FROM v), q), NULL::text;
 END $$;
 

@@ -112,6 +112,9 @@ DECLARE
 BEGIN
 	SELECT * INTO n FROM nodes WHERE id = nid;
 	IF n.kind = 'edge' THEN
+		IF NOT canopy_edge_managed(n) THEN
+			RETURN; -- nothing to say yet: the edge's own cameras stay
+		END IF;
 		RETURN QUERY SELECT n.desired_version, json_build_object('version', n.desired_version,
 			'cameras', coalesce((SELECT json_agg(c.desired || jsonb_build_object('id', c.key)
 				|| CASE WHEN c.name <> '' THEN jsonb_build_object('name', c.name) ELSE '{}'::jsonb END

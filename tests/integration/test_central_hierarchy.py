@@ -12,18 +12,8 @@ from __future__ import annotations
 
 import time
 
+from fixtures.central import wait
 from fixtures.edge import Edge
-
-
-def wait(pred, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def enrol_token(admin, site_id, kind, name):

@@ -10,20 +10,8 @@ from __future__ import annotations
 import json
 import time
 
-import pytest
-
+from fixtures.central import wait
 from fixtures.edge import Edge
-
-
-def wait(pred, timeout, what, interval=0.2):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = pred()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
 
 
 def make_edge_node(admin, site_name="Site A"):
@@ -164,7 +152,6 @@ def test_wrong_ca_or_garbage_is_refused(central_factory, daemon_factory, tmp_pat
     admin = central.admin()
     site, node, token = make_edge_node(admin)
     # a CA that did not sign central's certificate: the edge never connects
-    from cryptography import x509  # noqa: F401  (present: python3-cryptography)
     import subprocess
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=other", "-days", "1",
@@ -227,7 +214,6 @@ def test_offline_after_silence_and_edge_runs_alone(central_factory, daemon_facto
     central.daemon.start()
     admin = central.admin()
     wait(lambda: node_state(admin, node["id"])["state"] == "online", 70, "online again")
-    time.sleep(0)
     edge.d.stop()
     wait(lambda: node_state(admin, node["id"])["state"] == "offline", 20, "marked offline")
     n = node_state(admin, node["id"])

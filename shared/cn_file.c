@@ -1,0 +1,93 @@
+/* cn_file.c: atomic replacement of small files (keys, certificates, tokens, state). */
+#include "cn_file.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+/* Makes the rename itself durable; best effort, the file is in place either way. */
+static void sync_parent(const char *path)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(path, '/');
+	size_t n;
+	int fd;
+
+	if (!slash) {
+		dir[0] = '.';
+		n = 1;
+	} else {
+		n = slash == path ? 1 : (size_t)(slash - path);
+		if (n >= sizeof(dir))
+			return;
+		memcpy(dir, path, n);
+	}
+	dir[n] = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	(void)fsync(fd);
+	close(fd);
+}
+
+int cn_file_write_atomic(const char *path, const void *data, size_t len, int mode, bool durable)
+{
+	char tmp[PATH_MAX];
+	int fd, rc;
+
+	if (!path || !*path || (!data && len) || (mode & ~07777))
+		return -EINVAL;
+	if (snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	/* Created 0600, so a key is never readable by others, not even for a moment. */
+	fd = mkostemp(tmp, O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	if (fchmod(fd, (mode_t)mode) != 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if ((rc = write_all(fd, data, len)) < 0)
+		goto out_close;
+	if (durable && fsync(fd) != 0) {
+		rc = -errno;
+		goto out_close;
+	}
+	if (close(fd) != 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	if (rename(tmp, path) != 0) {
+		rc = -errno;
+		goto out_unlink;
+	}
+	if (durable)
+		sync_parent(path);
+	return 0;
+out_close:
+	close(fd);
+out_unlink:
+	unlink(tmp);
+	return rc;
+}
