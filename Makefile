@@ -15,7 +15,7 @@ endif
 CC ?= cc
 CLANG ?= clang
 PYTHON ?= /usr/bin/python3
-PKGS := glib-2.0 libwebsockets openssl libcjson expat libargon2
+PKGS := glib-2.0 libwebsockets openssl libcjson expat libargon2 nice libsrtp2
 # The edge also records and analyses video (FFmpeg), keeps its index in SQLite and talks
 # to analytics workers over nanomsg.
 EDGE_PKGS := libavformat libavcodec libavutil libswscale sqlite3 nanomsg

@@ -15,6 +15,8 @@ packages=(
 	libnanomsg-dev
 	# central: PostgreSQL client; argon2id password hashing (memory-hard KDF)
 	libpq-dev libargon2-dev
+	# WebRTC live view: ICE (libnice), SRTP (libsrtp); DTLS is OpenSSL's
+	libnice-dev libsrtp2-dev
 	# fuzzing: clang with libFuzzer and the sanitizer runtimes
 	clang libclang-rt-14-dev
 	# integration tests: pytest and friends under Debian's /usr/bin/python3
@@ -23,6 +25,8 @@ packages=(
 	python3-jwt python3-jsonschema python3-cryptography
 	# independent WebSocket and HTTP clients for the uplink and REST tests
 	python3-websockets python3-requests
+	# independent WebRTC clients for WHEP: aiortc, and headless Chromium driven by Selenium
+	python3-aiortc chromium chromium-driver python3-selenium
 	# private PostgreSQL clusters for tests and the demo
 	postgresql
 	# RTSP test cameras (GStreamer RTSP server, x264 encoder, clock overlay) and probes
@@ -34,6 +38,8 @@ packages=(
 	# HTTP client for tests and examples; HTTP load generator and MQTT broker (the peer
 	# a node fleet is measured against) for make bench
 	curl wrk mosquitto
+	# make bench: Janus, the WebRTC server live view is measured against
+	janus
 )
 
 missing() {

@@ -26,6 +26,11 @@ struct edge_conf {
 	char *central_url;
 	char *central_ca;
 	char *enrol_token;
+	char *webrtc_addresses;
+	int64_t webrtc_port_min;
+	int64_t webrtc_port_max;
+	int64_t whep_max_viewers;
+	int64_t whep_session_timeout;
 };
 
 struct edge {
@@ -41,12 +46,16 @@ struct edge {
 	struct edge_analytics analytics;
 	guint retention_timer;
 	struct edge_uplink *uplink; /* NULL without central_url */
+	struct edge_whep *whep;
 };
 
 /* Registers /api/v1/... on the daemon's HTTP server. */
 int edge_api_register(struct edge *e);
 /* Registers POST /push/<camera>, the camera alarm-server endpoint. */
 int edge_push_register(struct edge *e);
+/* 0 when the request carries a valid token with the admin scope; otherwise fills a
+ * 401/403 problem into resp and returns 1. */
+int edge_api_authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp);
 /* Writes data_dir/admin.token: an EdDSA token of the node key with scope edge:admin. */
 int edge_api_write_admin_token(struct edge *e);
 

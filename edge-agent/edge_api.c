@@ -12,6 +12,7 @@
 #include "cn_file.h"
 #include "cn_json.h"
 #include "cn_jwt.h"
+#include "edge_whep.h"
 #include "cn_log.h"
 #include "cn_time.h"
 #include "edge.h"
@@ -51,9 +52,7 @@ out_free_tok:
 	return rc;
 }
 
-/* 0 when the request carries a valid token with the admin scope; otherwise fills a
- * 401/403 problem and returns 1. */
-static int authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp)
+int edge_api_authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp)
 {
 	struct cn_jwt_claims c;
 	char hdr[CN_JWT_MAX_TOKEN + 16], err[256];
@@ -107,7 +106,7 @@ static int get_cameras(const struct cn_http_req *req, struct cn_http_resp *resp,
 	struct edge *e = arg;
 	cJSON *root, *arr;
 
-	if (authorize(e, req, resp))
+	if (edge_api_authorize(e, req, resp))
 		return 0;
 	root = cJSON_CreateObject();
 	arr = cJSON_AddArrayToObject(root, "cameras");
@@ -158,6 +157,7 @@ static int get_cameras(const struct cn_http_req *req, struct cn_http_resp *resp,
 		cn_json_add_i64(r, "packets_lost", (int64_t)st.packets_lost);
 		cn_json_add_i64(r, "segments", (int64_t)st.segments);
 		cn_json_add_i64(r, "recorded_bytes", (int64_t)st.bytes_recorded);
+		edge_whep_describe(e->whep, cfg.id, o);
 	}
 	return reply_json(resp, root);
 }
@@ -220,7 +220,7 @@ static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *re
 	cJSON *root;
 	int rc;
 
-	if (authorize(e, req, resp))
+	if (edge_api_authorize(e, req, resp))
 		return 0;
 	if (cn_http_query_get(req, "camera", camera, sizeof(camera)) < 0) {
 		cn_http_problem(resp, 400, "Bad Request", "'camera' is required");
@@ -284,7 +284,7 @@ static int get_events(const struct cn_http_req *req, struct cn_http_resp *resp, 
 	cJSON *root, *arr;
 	int rc;
 
-	if (authorize(e, req, resp))
+	if (edge_api_authorize(e, req, resp))
 		return 0;
 	if (cn_http_query_get(req, "since", v, sizeof(v)) == 0 &&
 	    cn_str_to_i64(cn_str_from(v), 0, INT64_MAX, &since) < 0) {
@@ -330,7 +330,7 @@ static int get_protected(const struct cn_http_req *req, struct cn_http_resp *res
 	cJSON *root;
 	int rc;
 
-	if (authorize(e, req, resp))
+	if (edge_api_authorize(e, req, resp))
 		return 0;
 	root = cJSON_CreateObject();
 	rc = cn_http_query_get(req, "camera", camera, sizeof(camera));
@@ -353,7 +353,7 @@ static int post_protected(const struct cn_http_req *req, struct cn_http_resp *re
 	cJSON *body = NULL, *out;
 	int rc;
 
-	if (authorize(e, req, resp))
+	if (edge_api_authorize(e, req, resp))
 		return 0;
 	if (cn_json_parse(req->body.p, req->body.len, 64 * 1024, 4, &body) < 0 || !cJSON_IsObject(body)) {
 		cJSON_Delete(body);
@@ -411,7 +411,7 @@ static int delete_protected(const struct cn_http_req *req, struct cn_http_resp *
 	int64_t id;
 	int rc;
 
-	if (authorize(e, req, resp))
+	if (edge_api_authorize(e, req, resp))
 		return 0;
 	if (cn_str_to_i64(idpart, 1, INT64_MAX, &id) < 0) {
 		cn_http_problem(resp, 404, "Not Found", "no protected range '%.*s'", (int)idpart.len, idpart.p);
@@ -436,7 +436,7 @@ static int get_export(const struct cn_http_req *req, struct cn_http_resp *resp, 
 	int64_t from, to;
 	int rc;
 
-	if (authorize(e, req, resp))
+	if (edge_api_authorize(e, req, resp))
 		return 0;
 	if (cn_http_query_get(req, "camera", camera, sizeof(camera)) < 0) {
 		cn_http_problem(resp, 400, "Bad Request", "'camera' is required");

@@ -284,6 +284,8 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		if (next_dts != AV_NOPTS_VALUE && pkt->dts > next_dts - last_dur)
 			last_dur = pkt->dts - (next_dts - last_dur);
 		next_dts = pkt->dts + (last_dur > 0 ? last_dur : 1);
+		/* Viewers first: a slow disk must not delay live view. */
+		edge_live_feed(g->live, pkt, st->time_base, now);
 		win_pkts++;
 		win_bytes += pkt->size;
 		g_mutex_lock(&g->lock);
@@ -460,6 +462,7 @@ static gpointer ingest_thread(gpointer data)
 		g->st.retry_in_ms = 0;
 		g_mutex_unlock(&g->lock);
 		set_state(g, ix, EDGE_CAM_ONLINE, NULL);
+		edge_live_begin(g->live, par);
 		run_session(g, ix, &w, ic, vi);
 		edge_segw_close(&w, EDGE_CUT_STOP);
 		set_recording(g, &w);
@@ -480,6 +483,7 @@ static gpointer ingest_thread(gpointer data)
 	edge_segw_close(&w, EDGE_CUT_STOP);
 	set_recording(g, &w);
 	set_state(g, ix, EDGE_CAM_STOPPED, "stopped");
+	edge_live_end(g->live);
 	edge_index_close(ix);
 	atomic_store(&g->exited, true);
 	return NULL;
@@ -500,6 +504,11 @@ int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_inges
 	g->st.state = EDGE_CAM_CONNECTING;
 	g->reported = EDGE_CAM_CONNECTING;
 	g->st.since_ms = cn_time_wall_ms();
+	if (edge_live_new(cfg->id, g_main_context_default(), &g->live) < 0) {
+		g_mutex_clear(&g->lock);
+		free(g);
+		return -ENOMEM;
+	}
 	snprintf(name, sizeof(name), "cam-%.11s", cfg->id);
 	g->thread = g_thread_new(name, ingest_thread, g);
 	snprintf(name, sizeof(name), "mot-%.11s", cfg->id);
@@ -540,6 +549,7 @@ void edge_ingest_free(struct edge_ingest *g)
 	edge_ingest_request_stop(g);
 	g_thread_join(g->thread);
 	g_thread_join(g->analyze_thread);
+	edge_live_unref(g->live);
 	g_mutex_clear(&g->lock);
 	memset(&g->cfg, 0, sizeof(g->cfg)); /* credentials */
 	free(g);

@@ -10,6 +10,7 @@
 
 #include "edge_camcfg.h"
 #include "edge_analytics.h"
+#include "edge_live.h"
 #include "edge_segment.h"
 
 enum edge_cam_state {
@@ -64,6 +65,7 @@ struct edge_ingest {
 	atomic_llong motion_until_mono; /* post-record: keep recording until then */
 	atomic_llong rtp_lost;          /* RTP packets FFmpeg reported missing (edge_avlog) */
 	atomic_llong event_until_mono;  /* events mode: a camera push keeps it recording until then */
+	struct edge_live *live;         /* the main stream's tap for live viewers (edge_whep.c) */
 };
 
 /* The camera URL with credentials, for libavformat (holds the password: wipe after use). */

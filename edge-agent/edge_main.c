@@ -10,6 +10,7 @@
 #include "cn_metrics.h"
 #include "edge.h"
 #include "edge_uplink.h"
+#include "edge_whep.h"
 #include "edge_avlog.h"
 #include "edge_recover.h"
 
@@ -44,6 +45,17 @@ static const struct cn_conf_directive edge_directives[] = {
 	  "central's CA certificate (PEM file) its TLS certificate must chain to" },
 	{ "enrol_token", CN_CONF_STRING, offsetof(struct edge_conf, enrol_token), 0, 128, "", NULL,
 	  "one-time enrolment token from central (used once; the node key is kept)" },
+	{ "webrtc_addresses", CN_CONF_STRING, offsetof(struct edge_conf, webrtc_addresses), 0, 250, "",
+	  NULL, "local IP addresses (comma-separated) offered to WebRTC viewers as ICE candidates; empty: every interface" },
+	{ "webrtc_port_min", CN_CONF_INT, offsetof(struct edge_conf, webrtc_port_min), 0, 65535, "0",
+	  NULL, "lowest UDP port for WebRTC media (with webrtc_port_max, for firewalls); 0: any" },
+	{ "webrtc_port_max", CN_CONF_INT, offsetof(struct edge_conf, webrtc_port_max), 0, 65535, "0",
+	  NULL, "highest UDP port for WebRTC media; 0: any" },
+	{ "whep_max_viewers", CN_CONF_INT, offsetof(struct edge_conf, whep_max_viewers), 1, 1000, "16",
+	  NULL, "WebRTC sessions (live and playback) per camera; more get 503" },
+	{ "whep_session_timeout", CN_CONF_DURATION, offsetof(struct edge_conf, whep_session_timeout),
+	  2000, 600000, "30s", NULL,
+	  "a viewer not heard from (DTLS, RTCP) this long is dropped, as if it had sent DELETE" },
 };
 
 static void cameras_applied(const struct edge_camcfg *doc, void *arg)
@@ -112,7 +124,8 @@ static int edge_start(struct cn_daemon *d)
 	snprintf(tmp, sizeof(tmp), "%.500s/tmp", d->base->data_dir);
 	if ((rc = edge_export_init(&e->exporter, &d->loop, d->http, e->archive_dir, e->index_path, tmp)) < 0)
 		return rc;
-	if ((rc = edge_api_register(e)) < 0 || (rc = edge_push_register(e)) < 0)
+	if ((rc = edge_api_register(e)) < 0 || (rc = edge_push_register(e)) < 0 ||
+	    (rc = edge_whep_start(e, &e->whep)) < 0)
 		return rc;
 	memset(&opts, 0, sizeof(opts));
 	snprintf(opts.archive_dir, sizeof(opts.archive_dir), "%s", e->archive_dir);
@@ -146,6 +159,8 @@ static void edge_stop(struct cn_daemon *d)
 	struct edge *e = d->app;
 
 	edge_uplink_stop(e);
+	edge_whep_stop(e->whep);
+	e->whep = NULL;
 	cn_metrics_remove_collector(edge_cameras_metrics, &e->cams);
 	cn_metrics_remove_collector(edge_retention_metrics, &e->retention);
 	if (e->retention_timer)

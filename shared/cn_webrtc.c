@@ -1,0 +1,744 @@
+/* cn_webrtc.c: a send-only WebRTC peer: libnice agent, DTLS-SRTP, RTP packets out, RTCP feedback in. */
+#include "cn_webrtc.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <nice/agent.h>
+
+#include "cn_buf.h"
+#include "cn_crypto.h"
+#include "cn_err.h"
+#include "cn_log.h"
+#include "cn_time.h"
+
+#define PKT_MAX (CN_RTP_HEADER_MIN + 8 + CN_WRTC_MAX_PAYLOAD + CN_SRTP_OVERHEAD)
+#define RTCP_INTERVAL_MS 1000
+
+struct rtx_slot {
+	uint16_t seq;
+	uint16_t len; /* 0: empty */
+	uint8_t data[CN_RTP_HEADER_MIN + 8 + CN_WRTC_MAX_PAYLOAD];
+};
+
+struct track {
+	uint8_t pt;
+	uint32_t clock;
+	uint32_t ssrc;
+	int abs_id;
+	uint16_t seq;
+	uint32_t last_ts;
+	int64_t last_ts_wall_us; /* when last_ts was sent: for the SR's RTP time */
+	uint32_t packets, octets;
+	struct rtx_slot *rtx; /* CN_WRTC_RTX_SLOTS, or NULL without NACK */
+};
+
+struct cn_wrtc_peer {
+	GMainContext *ctx;
+	NiceAgent *agent;
+	guint stream;
+	struct cn_wrtc_events ev;
+	void *arg;
+	enum cn_wrtc_state state;
+	const struct cn_dtls_cert *cert;
+	struct cn_dtls *dtls;
+	struct cn_srtp *srtp;
+	bool dtls_active;
+	char remote_ufrag[64];
+	char local_ufrag[64], local_pwd[160];
+	int ncand;
+	char cand[CN_SDP_MAX_CANDIDATES][CN_SDP_CANDIDATE_LEN];
+	int ntracks;
+	struct track tracks[CN_WRTC_MAX_TRACKS];
+	struct cn_wrtc_stats st;
+	int64_t timeout_ms;
+	int64_t last_rx_mono;
+	guint tick;       /* liveness and RTCP */
+	guint dtls_timer;
+	guint close_idle;
+	guint gathered_idle;
+	char close_reason[200];
+	uint32_t rtcp_ssrc; /* sender SSRC of our feedback-free RTCP when no track exists */
+};
+
+const char *cn_wrtc_state_name(enum cn_wrtc_state s)
+{
+	static const char *const names[] = { "gathering", "checking", "connected", "secure", "closed" };
+
+	return (unsigned)s < sizeof(names) / sizeof(names[0]) ? names[s] : "?";
+}
+
+static gboolean close_idle_cb(gpointer data)
+{
+	struct cn_wrtc_peer *p = data;
+
+	p->close_idle = 0;
+	if (p->ev.closed)
+		p->ev.closed(p, p->arg, p->close_reason);
+	return G_SOURCE_REMOVE;
+}
+
+/* Marks the peer closed and tells the owner from an idle source, so no caller up the
+ * stack (libnice, our own handlers) touches a freed peer. */
+static void peer_close(struct cn_wrtc_peer *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void peer_close(struct cn_wrtc_peer *p, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (p->state == CN_WRTC_CLOSED)
+		return;
+	p->state = CN_WRTC_CLOSED;
+	va_start(ap, fmt);
+	vsnprintf(p->close_reason, sizeof(p->close_reason), fmt, ap);
+	va_end(ap);
+	GSource *s = g_idle_source_new();
+	g_source_set_callback(s, close_idle_cb, p, NULL);
+	p->close_idle = g_source_attach(s, p->ctx);
+	g_source_unref(s);
+}
+
+static void send_datagram(struct cn_wrtc_peer *p, const uint8_t *buf, size_t len)
+{
+	if (nice_agent_send(p->agent, p->stream, 1, (guint)len, (const gchar *)buf) < 0)
+		p->st.send_errors++;
+}
+
+static void dtls_send(void *arg, const uint8_t *buf, size_t len)
+{
+	send_datagram(arg, buf, len);
+}
+
+static gboolean dtls_timer_cb(gpointer data);
+
+static void arm_dtls_timer(struct cn_wrtc_peer *p)
+{
+	if (p->dtls_timer) {
+		GSource *old = g_main_context_find_source_by_id(p->ctx, p->dtls_timer);
+		if (old)
+			g_source_destroy(old);
+		p->dtls_timer = 0;
+	}
+	int64_t ms = p->dtls ? cn_dtls_next_timeout_ms(p->dtls) : -1;
+	if (ms < 0)
+		return;
+	GSource *s = g_timeout_source_new((guint)(ms < 1 ? 1 : ms));
+	g_source_set_callback(s, dtls_timer_cb, p, NULL);
+	p->dtls_timer = g_source_attach(s, p->ctx);
+	g_source_unref(s);
+}
+
+static gboolean dtls_timer_cb(gpointer data)
+{
+	struct cn_wrtc_peer *p = data;
+
+	p->dtls_timer = 0;
+	if (p->state == CN_WRTC_CLOSED || !p->dtls)
+		return G_SOURCE_REMOVE;
+	if (cn_dtls_timeout(p->dtls) < 0) {
+		peer_close(p, "DTLS handshake timed out");
+		return G_SOURCE_REMOVE;
+	}
+	arm_dtls_timer(p);
+	return G_SOURCE_REMOVE;
+}
+
+static void become_secure(struct cn_wrtc_peer *p)
+{
+	struct cn_srtp_keys k;
+	int rc;
+
+	if ((rc = cn_dtls_srtp_keys(p->dtls, &k)) < 0 || (rc = cn_srtp_new(&k, &p->srtp)) < 0) {
+		peer_close(p, "SRTP set-up failed: %s", cn_strerror(rc));
+		return;
+	}
+	memset(&k, 0, sizeof(k));
+	p->state = CN_WRTC_SECURE;
+	if (p->ev.secure)
+		p->ev.secure(p, p->arg);
+}
+
+/* ---- RTCP in ------------------------------------------------------------------------- */
+
+static struct track *track_by_ssrc(struct cn_wrtc_peer *p, uint32_t ssrc)
+{
+	for (int i = 0; i < p->ntracks; i++)
+		if (p->tracks[i].ssrc == ssrc)
+			return &p->tracks[i];
+	return NULL;
+}
+
+static void resend(struct cn_wrtc_peer *p, struct track *t, uint16_t seq)
+{
+	struct rtx_slot *s;
+	uint8_t buf[PKT_MAX];
+	size_t len;
+
+	p->st.nacks++;
+	if (!t->rtx) {
+		p->st.nack_misses++;
+		return;
+	}
+	s = &t->rtx[seq % CN_WRTC_RTX_SLOTS];
+	if (!s->len || s->seq != seq) {
+		p->st.nack_misses++;
+		return;
+	}
+	len = s->len;
+	memcpy(buf, s->data, len);
+	if (cn_srtp_protect_rtp(p->srtp, buf, &len, sizeof(buf)) < 0)
+		return;
+	send_datagram(p, buf, len);
+	p->st.retransmits++;
+	p->st.packets_sent++;
+	p->st.bytes_sent += len;
+}
+
+/* Middle 32 bits of the NTP time now, as LSR and DLSR use. */
+static uint32_t ntp_mid32_now(void)
+{
+	return (uint32_t)(cn_ntp_from_unix_us((uint64_t)cn_time_wall_ms() * 1000) >> 16);
+}
+
+static void handle_rtcp(struct cn_wrtc_peer *p, const uint8_t *buf, size_t n)
+{
+	struct cn_rtcp_pkt pkt;
+	size_t pos = 0;
+	int rc;
+
+	p->st.rtcp_in++;
+	while ((rc = cn_rtcp_next(buf, n, &pos, &pkt)) == 1) {
+		uint32_t sender, media;
+		switch (pkt.pt) {
+		case CN_RTCP_SR:
+		case CN_RTCP_RR: {
+			struct cn_rtcp_report_block b[4];
+			int nb = 0;
+			if (cn_rtcp_parse_report(&pkt, &sender, NULL, b, 4, &nb) < 0)
+				goto bad;
+			for (int i = 0; i < nb; i++) {
+				if (!track_by_ssrc(p, b[i].ssrc))
+					continue;
+				p->st.fraction_lost = b[i].fraction_lost;
+				p->st.cumulative_lost = b[i].cumulative_lost;
+				if (b[i].lsr) {
+					uint32_t d = ntp_mid32_now() - b[i].lsr - b[i].dlsr;
+					p->st.rtt_ms = (int64_t)d * 1000 / 65536;
+				}
+			}
+			break;
+		}
+		case CN_RTCP_RTPFB:
+			if (pkt.count == 1) {
+				uint16_t seqs[256];
+				int ns = 0;
+				struct track *t;
+				if (cn_rtcp_parse_fb(&pkt, &sender, &media) < 0 ||
+				    cn_rtcp_parse_nack(&pkt, seqs, 256, &ns) < 0)
+					goto bad;
+				if (!(t = track_by_ssrc(p, media)))
+					break;
+				for (int i = 0; i < ns; i++)
+					resend(p, t, seqs[i]);
+			}
+			break;
+		case CN_RTCP_PSFB:
+			if (cn_rtcp_parse_fb(&pkt, &sender, &media) < 0)
+				goto bad;
+			if (pkt.count == 1 || pkt.count == 4) {
+				uint8_t fir_seq;
+				if (pkt.count == 1)
+					p->st.plis++;
+				else if (p->ntracks && cn_rtcp_parse_fir(&pkt, p->tracks[0].ssrc, &fir_seq) == 0)
+					p->st.firs++;
+				else
+					break;
+				if (p->ev.keyframe)
+					p->ev.keyframe(p, p->arg);
+			} else if (pkt.count == 15) {
+				uint64_t bps;
+				uint32_t ss[4];
+				int nss;
+				if (cn_rtcp_parse_remb(&pkt, &bps, ss, 4, &nss) == 0) {
+					p->st.rembs++;
+					p->st.remb_bps = bps;
+				}
+			}
+			break;
+		case CN_RTCP_BYE:
+			peer_close(p, "the viewer said goodbye (RTCP BYE)");
+			return;
+		default:
+			break;
+		}
+	}
+	if (rc == 0)
+		return;
+bad:
+	p->st.rtcp_bad++;
+}
+
+/* ---- datagrams in ------------------------------------------------------------------- */
+
+static void on_recv(NiceAgent *agent, guint stream, guint component, guint len, gchar *data,
+		    gpointer user)
+{
+	struct cn_wrtc_peer *p = user;
+	const uint8_t *b = (const uint8_t *)data;
+	char err[200];
+
+	(void)agent;
+	(void)stream;
+	(void)component;
+	if (p->state == CN_WRTC_CLOSED || len == 0)
+		return;
+	p->last_rx_mono = cn_time_mono_ms();
+	/* RFC 7983 demultiplexing; STUN never reaches us (libnice answers it). */
+	if (b[0] >= 20 && b[0] <= 63) {
+		if (!p->dtls)
+			return;
+		int rc = cn_dtls_input(p->dtls, b, len, err, sizeof(err));
+		if (rc < 0) {
+			peer_close(p, "%s", err);
+			return;
+		}
+		arm_dtls_timer(p);
+		if (rc == 1)
+			become_secure(p);
+	} else if (b[0] >= 128 && b[0] <= 191) {
+		if (!p->srtp || !cn_rtp_is_rtcp(b, len))
+			return; /* a recvonly viewer sends no media */
+		uint8_t buf[1500];
+		size_t n = len;
+		if (n > sizeof(buf)) {
+			p->st.rtcp_bad++;
+			return;
+		}
+		memcpy(buf, b, n);
+		if (cn_srtp_unprotect_rtcp(p->srtp, buf, &n) < 0) {
+			p->st.rtcp_bad++;
+			return;
+		}
+		handle_rtcp(p, buf, n);
+	}
+}
+
+static void on_state(NiceAgent *agent, guint stream, guint component, guint state, gpointer user)
+{
+	struct cn_wrtc_peer *p = user;
+
+	(void)agent;
+	(void)stream;
+	(void)component;
+	if (p->state == CN_WRTC_CLOSED)
+		return;
+	if (state == NICE_COMPONENT_STATE_FAILED) {
+		peer_close(p, p->state >= CN_WRTC_CONNECTED ? "ICE consent lost"
+							     : "ICE failed: no candidate pair works");
+		return;
+	}
+	if ((state == NICE_COMPONENT_STATE_CONNECTED || state == NICE_COMPONENT_STATE_READY) &&
+	    p->state < CN_WRTC_CONNECTED) {
+		p->state = CN_WRTC_CONNECTED;
+		if (p->dtls_active) {
+			if (cn_dtls_start(p->dtls) < 0) {
+				peer_close(p, "DTLS handshake could not start");
+				return;
+			}
+			arm_dtls_timer(p);
+		}
+	}
+}
+
+static gboolean gathered_idle_cb(gpointer data)
+{
+	struct cn_wrtc_peer *p = data;
+
+	p->gathered_idle = 0;
+	if (p->state != CN_WRTC_CLOSED && p->ev.gathered)
+		p->ev.gathered(p, p->arg);
+	return G_SOURCE_REMOVE;
+}
+
+static void on_gathered(NiceAgent *agent, guint stream, gpointer user)
+{
+	struct cn_wrtc_peer *p = user;
+	GSList *cands = nice_agent_get_local_candidates(agent, stream, 1);
+
+	p->ncand = 0;
+	for (GSList *i = cands; i; i = i->next) {
+		NiceCandidate *c = i->data;
+		gchar *line = nice_agent_generate_local_candidate_sdp(agent, c);
+		/* libnice writes "a=candidate:..." */
+		const char *v = line && !strncmp(line, "a=", 2) ? line + 2 : line;
+		if (v && p->ncand < CN_SDP_MAX_CANDIDATES &&
+		    cn_strlcpy(p->cand[p->ncand], v, CN_SDP_CANDIDATE_LEN) == 0)
+			p->ncand++;
+		g_free(line);
+	}
+	g_slist_free_full(cands, (GDestroyNotify)nice_candidate_free);
+	if (p->state == CN_WRTC_CLOSED)
+		return;
+	if (p->ncand == 0) {
+		peer_close(p, "no local ICE candidate could be gathered");
+		return;
+	}
+	p->state = CN_WRTC_CHECKING;
+	/* libnice may finish gathering host candidates inside nice_agent_gather_candidates:
+	 * the owner hears of it only once cn_wrtc_peer_new has returned. */
+	GSource *s = g_idle_source_new();
+	g_source_set_callback(s, gathered_idle_cb, p, NULL);
+	p->gathered_idle = g_source_attach(s, p->ctx);
+	g_source_unref(s);
+}
+
+/* ---- RTCP out and liveness ------------------------------------------------------------ */
+
+static void send_reports(struct cn_wrtc_peer *p)
+{
+	uint8_t buf[512];
+	size_t len = 0;
+	int n;
+	int64_t now_us = cn_time_wall_ms() * 1000;
+
+	for (int i = 0; i < p->ntracks; i++) {
+		struct track *t = &p->tracks[i];
+		if (!t->packets)
+			continue;
+		struct cn_rtcp_sr_info sr = {
+			.ssrc = t->ssrc,
+			.ntp = cn_ntp_from_unix_us((uint64_t)now_us),
+			.rtp_ts = t->last_ts + (uint32_t)((now_us - t->last_ts_wall_us) * (int64_t)t->clock /
+							  1000000),
+			.packets = t->packets,
+			.octets = t->octets,
+		};
+		if ((n = cn_rtcp_write_sr(buf + len, sizeof(buf) - len - CN_SRTP_OVERHEAD, &sr)) < 0)
+			return;
+		len += (size_t)n;
+		if ((n = cn_rtcp_write_sdes_cname(buf + len, sizeof(buf) - len - CN_SRTP_OVERHEAD,
+						  t->ssrc, "canopy")) < 0)
+			return;
+		len += (size_t)n;
+	}
+	if (!len || cn_srtp_protect_rtcp(p->srtp, buf, &len, sizeof(buf)) < 0)
+		return;
+	send_datagram(p, buf, len);
+}
+
+static gboolean tick_cb(gpointer data)
+{
+	struct cn_wrtc_peer *p = data;
+
+	if (p->state == CN_WRTC_CLOSED) {
+		p->tick = 0;
+		return G_SOURCE_REMOVE;
+	}
+	if (cn_time_mono_ms() - p->last_rx_mono > p->timeout_ms) {
+		peer_close(p, "nothing heard from the viewer for %lld s",
+			   (long long)(p->timeout_ms / 1000));
+		p->tick = 0;
+		return G_SOURCE_REMOVE;
+	}
+	if (p->state == CN_WRTC_SECURE)
+		send_reports(p);
+	return G_SOURCE_CONTINUE;
+}
+
+/* ---- set-up ------------------------------------------------------------------------ */
+
+static int add_local_addresses(NiceAgent *agent, const char *list, char *err, size_t errcap)
+{
+	char buf[512], *save = NULL;
+
+	if (!list || !*list)
+		return 0;
+	if (cn_strlcpy(buf, list, sizeof(buf)) < 0)
+		return cn_fail(-EINVAL, err, errcap, "address list too long");
+	for (char *tok = strtok_r(buf, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+		NiceAddress a;
+		nice_address_init(&a);
+		if (!nice_address_set_from_string(&a, tok))
+			return cn_fail(-EINVAL, err, errcap, "'%s' is not an IP address", tok);
+		nice_agent_add_local_address(agent, &a);
+	}
+	return 0;
+}
+
+int cn_wrtc_peer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
+		     const struct cn_dtls_cert *cert, const struct cn_sdp_media *m,
+		     const struct cn_wrtc_events *ev, void *arg, struct cn_wrtc_peer **out,
+		     char *err, size_t errcap)
+{
+	struct cn_wrtc_peer *p;
+	gchar *ufrag = NULL, *pwd = NULL;
+	int rc;
+
+	if (!m->ice_ufrag[0] || !m->ice_pwd[0])
+		return cn_fail(-EINVAL, err, errcap, "the offer has no ICE credentials");
+	if (!m->fingerprint_len)
+		return cn_fail(-EINVAL, err, errcap, "the offer has no DTLS fingerprint");
+	if (!m->rtcp_mux)
+		return cn_fail(-EINVAL, err, errcap, "the offer must use rtcp-mux (a=rtcp-mux)");
+	if (!(p = calloc(1, sizeof(*p))))
+		return -ENOMEM;
+	p->ctx = ctx;
+	p->ev = *ev;
+	p->arg = arg;
+	p->cert = cert;
+	p->timeout_ms = conf->timeout_ms > 0 ? conf->timeout_ms : 30000;
+	p->last_rx_mono = cn_time_mono_ms();
+	p->st.rtt_ms = -1;
+	cn_strlcpy(p->remote_ufrag, m->ice_ufrag, sizeof(p->remote_ufrag));
+	/* The offerer's a=setup:actpass lets us pick: passive, so the viewer (who already
+	 * knows our fingerprint from the answer) opens the handshake. */
+	p->dtls_active = m->setup == CN_SDP_SETUP_PASSIVE;
+	rc = cn_dtls_new(cert, p->dtls_active, m->fingerprint_alg, m->fingerprint, m->fingerprint_len,
+			 dtls_send, p, &p->dtls);
+	if (rc < 0) {
+		cn_fail(rc, err, errcap, "the offer's fingerprint (%s) cannot be used",
+			m->fingerprint_alg);
+		goto out_free;
+	}
+	p->agent = nice_agent_new_full(ctx, NICE_COMPATIBILITY_RFC5245,
+				       NICE_AGENT_OPTION_ICE_TRICKLE | NICE_AGENT_OPTION_CONSENT_FRESHNESS);
+	if (!p->agent) {
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	/* The offerer controls (RFC 8445 6.1.1); TCP and UPnP are for the relay issue. */
+	g_object_set(p->agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, NULL);
+	if (conf->stun_server && *conf->stun_server)
+		g_object_set(p->agent, "stun-server", conf->stun_server, "stun-server-port",
+			     (guint)conf->stun_port, NULL);
+	if ((rc = add_local_addresses(p->agent, conf->addresses, err, errcap)) < 0)
+		goto out_free;
+	if (!(p->stream = nice_agent_add_stream(p->agent, 1))) {
+		rc = cn_fail(-ENOMEM, err, errcap, "ICE stream could not be created");
+		goto out_free;
+	}
+	if (conf->port_min > 0)
+		nice_agent_set_port_range(p->agent, p->stream, 1, (guint)conf->port_min,
+					  (guint)conf->port_max);
+	if (!nice_agent_set_remote_credentials(p->agent, p->stream, m->ice_ufrag, m->ice_pwd)) {
+		rc = cn_fail(-EINVAL, err, errcap, "the offer's ICE credentials were refused");
+		goto out_free;
+	}
+	if (!nice_agent_get_local_credentials(p->agent, p->stream, &ufrag, &pwd) ||
+	    cn_strlcpy(p->local_ufrag, ufrag, sizeof(p->local_ufrag)) < 0 ||
+	    cn_strlcpy(p->local_pwd, pwd, sizeof(p->local_pwd)) < 0) {
+		g_free(ufrag);
+		g_free(pwd);
+		rc = -ENOMEM;
+		goto out_free;
+	}
+	g_free(ufrag);
+	g_free(pwd);
+	g_signal_connect(p->agent, "candidate-gathering-done", G_CALLBACK(on_gathered), p);
+	g_signal_connect(p->agent, "component-state-changed", G_CALLBACK(on_state), p);
+	nice_agent_attach_recv(p->agent, p->stream, 1, ctx, on_recv, p);
+	for (int i = 0; i < m->ncandidates; i++)
+		cn_wrtc_add_candidate(p, m->candidates[i], NULL, 0);
+	if (m->end_of_candidates)
+		cn_wrtc_end_of_candidates(p);
+	cn_random_bytes(&p->rtcp_ssrc, sizeof(p->rtcp_ssrc));
+	GSource *s = g_timeout_source_new(RTCP_INTERVAL_MS);
+	g_source_set_callback(s, tick_cb, p, NULL);
+	p->tick = g_source_attach(s, ctx);
+	g_source_unref(s);
+	p->state = CN_WRTC_GATHERING;
+	if (!nice_agent_gather_candidates(p->agent, p->stream)) {
+		rc = cn_fail(-EADDRNOTAVAIL, err, errcap, "no local address to gather ICE candidates on");
+		goto out_free;
+	}
+	*out = p;
+	return 0;
+out_free:
+	cn_wrtc_peer_free(p);
+	return rc;
+}
+
+int cn_wrtc_local(struct cn_wrtc_peer *p, struct cn_sdp_answer *ans)
+{
+	cn_strlcpy(ans->ice_ufrag, p->local_ufrag, sizeof(ans->ice_ufrag));
+	cn_strlcpy(ans->ice_pwd, p->local_pwd, sizeof(ans->ice_pwd));
+	cn_dtls_cert_fingerprint(p->cert, ans->fingerprint);
+	ans->setup = p->dtls_active ? CN_SDP_SETUP_ACTIVE : CN_SDP_SETUP_PASSIVE;
+	ans->ncandidates = p->ncand;
+	for (int i = 0; i < p->ncand; i++)
+		memcpy(ans->candidates[i], p->cand[i], CN_SDP_CANDIDATE_LEN);
+	ans->end_of_candidates = true;
+	return 0;
+}
+
+int cn_wrtc_add_candidate(struct cn_wrtc_peer *p, const char *cand, char *err, size_t errcap)
+{
+	char line[CN_SDP_CANDIDATE_LEN + 8];
+	const char *v = !strncmp(cand, "a=", 2) ? cand + 2 : cand;
+	NiceCandidate *c;
+
+	if (strncmp(v, "candidate:", 10) != 0)
+		return cn_fail(CN_E_MALFORMED, err, errcap, "not a candidate line");
+	/* A browser hides its host address behind an mDNS name; its checks reach us anyway
+	 * and become peer-reflexive candidates. We do not do ICE over TCP. */
+	if (strstr(v, ".local ") || strstr(v, " tcp ") || strstr(v, " TCP "))
+		return 0;
+	snprintf(line, sizeof(line), "a=%s", v);
+	if (!(c = nice_agent_parse_remote_candidate_sdp(p->agent, p->stream, line)))
+		return cn_fail(CN_E_MALFORMED, err, errcap, "candidate could not be parsed: %.80s", v);
+	GSList *l = g_slist_append(NULL, c);
+	int n = nice_agent_set_remote_candidates(p->agent, p->stream, 1, l);
+	g_slist_free_full(l, (GDestroyNotify)nice_candidate_free);
+	return n < 0 ? cn_fail(CN_E_MALFORMED, err, errcap, "candidate refused: %.80s", v) : 0;
+}
+
+void cn_wrtc_end_of_candidates(struct cn_wrtc_peer *p)
+{
+	nice_agent_peer_candidate_gathering_done(p->agent, p->stream);
+}
+
+const char *cn_wrtc_remote_ufrag(const struct cn_wrtc_peer *p)
+{
+	return p->remote_ufrag;
+}
+
+int cn_wrtc_add_track(struct cn_wrtc_peer *p, uint8_t pt, uint32_t clock, bool nack,
+		      int abs_send_time_id, uint32_t *ssrc)
+{
+	struct track *t;
+
+	if (p->ntracks == CN_WRTC_MAX_TRACKS)
+		return -ENOSPC;
+	t = &p->tracks[p->ntracks];
+	memset(t, 0, sizeof(*t));
+	t->pt = pt;
+	t->clock = clock;
+	t->abs_id = abs_send_time_id;
+	do
+		cn_random_bytes(&t->ssrc, sizeof(t->ssrc));
+	while (!t->ssrc || track_by_ssrc(p, t->ssrc));
+	cn_random_bytes(&t->seq, sizeof(t->seq));
+	if (nack && !(t->rtx = calloc(CN_WRTC_RTX_SLOTS, sizeof(*t->rtx))))
+		return -ENOMEM;
+	*ssrc = t->ssrc;
+	return p->ntracks++;
+}
+
+int cn_wrtc_send(struct cn_wrtc_peer *p, int track, const struct cn_rtp_payloads *pl, uint32_t ts)
+{
+	struct track *t;
+	uint8_t buf[PKT_MAX];
+	int sent = 0;
+
+	if (p->state == CN_WRTC_CLOSED)
+		return -EPIPE;
+	if (p->state != CN_WRTC_SECURE)
+		return -EAGAIN;
+	if (track < 0 || track >= p->ntracks)
+		return -EINVAL;
+	t = &p->tracks[track];
+	for (int i = 0; i < pl->npkts; i++) {
+		const struct cn_rtp_payload *pk = &pl->pkts[i];
+		if (pk->len > CN_WRTC_MAX_PAYLOAD)
+			return -EMSGSIZE;
+		int h = cn_rtp_write_header(buf, sizeof(buf), pk->marker, t->pt, t->seq, ts, t->ssrc,
+					    t->abs_id, (uint64_t)cn_time_wall_ms() * 1000);
+		if (h < 0)
+			return h;
+		memcpy(buf + h, pl->buf + pk->off, pk->len);
+		size_t len = (size_t)h + pk->len;
+		if (t->rtx) {
+			struct rtx_slot *s = &t->rtx[t->seq % CN_WRTC_RTX_SLOTS];
+			s->seq = t->seq;
+			s->len = (uint16_t)len;
+			memcpy(s->data, buf, len);
+		}
+		t->seq++;
+		t->packets++;
+		t->octets += pk->len;
+		if (cn_srtp_protect_rtp(p->srtp, buf, &len, sizeof(buf)) < 0)
+			return -EPROTO;
+		if (nice_agent_send(p->agent, p->stream, 1, (guint)len, (const gchar *)buf) < 0) {
+			p->st.send_errors++;
+			return CN_E_FULL;
+		}
+		p->st.packets_sent++;
+		p->st.bytes_sent += len;
+		sent++;
+	}
+	t->last_ts = ts;
+	t->last_ts_wall_us = cn_time_wall_ms() * 1000;
+	return sent;
+}
+
+enum cn_wrtc_state cn_wrtc_state(const struct cn_wrtc_peer *p)
+{
+	return p->state;
+}
+
+void cn_wrtc_get_stats(const struct cn_wrtc_peer *p, struct cn_wrtc_stats *out)
+{
+	*out = p->st;
+}
+
+void cn_wrtc_describe_pair(struct cn_wrtc_peer *p, char *out, size_t cap)
+{
+	NiceCandidate *l = NULL, *r = NULL;
+	char la[NICE_ADDRESS_STRING_LEN], ra[NICE_ADDRESS_STRING_LEN];
+
+	if (!p->agent || !nice_agent_get_selected_pair(p->agent, p->stream, 1, &l, &r)) {
+		snprintf(out, cap, "none");
+		return;
+	}
+	nice_address_to_string(&l->addr, la);
+	nice_address_to_string(&r->addr, ra);
+	snprintf(out, cap, "%s:%u %s -> %s:%u %s", la, nice_address_get_port(&l->addr),
+		 l->type == NICE_CANDIDATE_TYPE_RELAYED ? "relay" : "host", ra,
+		 nice_address_get_port(&r->addr),
+		 r->type == NICE_CANDIDATE_TYPE_PEER_REFLEXIVE ? "prflx"
+		 : r->type == NICE_CANDIDATE_TYPE_SERVER_REFLEXIVE ? "srflx"
+		 : r->type == NICE_CANDIDATE_TYPE_RELAYED	  ? "relay"
+								  : "host");
+}
+
+static void remove_source(GMainContext *ctx, guint *id)
+{
+	if (*id) {
+		GSource *s = g_main_context_find_source_by_id(ctx, *id);
+		if (s)
+			g_source_destroy(s);
+		*id = 0;
+	}
+}
+
+void cn_wrtc_peer_free(struct cn_wrtc_peer *p)
+{
+	if (!p)
+		return;
+	if (p->state == CN_WRTC_SECURE && p->ntracks) {
+		uint8_t buf[64];
+		int n = cn_rtcp_write_bye(buf, sizeof(buf) - CN_SRTP_OVERHEAD, p->tracks[0].ssrc);
+		size_t len = n > 0 ? (size_t)n : 0;
+		if (len && cn_srtp_protect_rtcp(p->srtp, buf, &len, sizeof(buf)) == 0)
+			send_datagram(p, buf, len);
+	}
+	remove_source(p->ctx, &p->tick);
+	remove_source(p->ctx, &p->dtls_timer);
+	remove_source(p->ctx, &p->close_idle);
+	remove_source(p->ctx, &p->gathered_idle);
+	/* Before the agent: its close_notify still has a path out. */
+	cn_dtls_free(p->dtls);
+	if (p->agent) {
+		g_signal_handlers_disconnect_by_data(p->agent, p);
+		if (p->stream) {
+			nice_agent_attach_recv(p->agent, p->stream, 1, p->ctx, NULL, NULL);
+			nice_agent_remove_stream(p->agent, p->stream);
+		}
+		g_object_unref(p->agent);
+	}
+	cn_srtp_free(p->srtp);
+	for (int i = 0; i < p->ntracks; i++)
+		free(p->tracks[i].rtx);
+	free(p);
+}

@@ -1,0 +1,107 @@
+/* cn_webrtc.h: a send-only WebRTC peer on the GLib loop: libnice ICE, DTLS-SRTP, RTP out, RTCP in and out, NACK buffer. */
+#ifndef CN_WEBRTC_H
+#define CN_WEBRTC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <glib.h>
+
+#include "cn_dtls.h"
+#include "cn_rtp.h"
+#include "cn_sdp.h"
+
+/* One peer is one viewer: a single ICE component (BUNDLE and rtcp-mux are required), one
+ * DTLS association, and up to CN_WRTC_MAX_TRACKS outgoing RTP streams. Everything runs on
+ * the GMainContext given at creation; nothing blocks. */
+
+#define CN_WRTC_MAX_TRACKS 2
+#define CN_WRTC_MAX_PAYLOAD 1200 /* RTP payload bytes per packet: safe over TURN and VPNs */
+#define CN_WRTC_RTX_SLOTS 512    /* packets kept per video track for NACK (~2 s at 2 Mbit/s) */
+
+struct cn_wrtc_conf {
+	const char *addresses; /* comma-separated local IPs to gather on; NULL or "" for all */
+	const char *stun_server; /* IP literal; NULL for none */
+	int stun_port;
+	int port_min, port_max; /* 0, 0: any */
+	int64_t timeout_ms;     /* nothing heard from the peer (DTLS, RTCP) for this long: closed */
+};
+
+enum cn_wrtc_state {
+	CN_WRTC_GATHERING,
+	CN_WRTC_CHECKING,  /* answer given, ICE connectivity checks running */
+	CN_WRTC_CONNECTED, /* ICE has a pair, DTLS handshake running */
+	CN_WRTC_SECURE,    /* SRTP keys ready: media flows */
+	CN_WRTC_CLOSED,
+};
+
+const char *cn_wrtc_state_name(enum cn_wrtc_state s);
+
+struct cn_wrtc_stats {
+	uint64_t packets_sent, bytes_sent; /* RTP, including retransmissions */
+	uint64_t send_errors;              /* datagrams the socket refused */
+	uint64_t nacks, retransmits, nack_misses; /* NACKed seqs, resent, too old to resend */
+	uint64_t plis, firs, rembs, rtcp_in, rtcp_bad;
+	uint64_t remb_bps;     /* last REMB estimate, 0 if none */
+	uint8_t fraction_lost; /* last receiver report, of 256 */
+	int32_t cumulative_lost;
+	int64_t rtt_ms;        /* from the last report with an LSR, -1 before */
+};
+
+struct cn_wrtc_peer;
+
+struct cn_wrtc_events {
+	/* Our candidates are complete: the answer can be written (cn_wrtc_local). */
+	void (*gathered)(struct cn_wrtc_peer *p, void *arg);
+	/* SRTP is ready: media may be sent from now on. */
+	void (*secure)(struct cn_wrtc_peer *p, void *arg);
+	/* The viewer asked for a keyframe (PLI or FIR). */
+	void (*keyframe)(struct cn_wrtc_peer *p, void *arg);
+	/* The peer is dead (ICE failed, DTLS failed, timeout, BYE). Called from an idle
+	 * source, never from inside another call of this API; the only callback in which
+	 * the owner may free the peer. */
+	void (*closed)(struct cn_wrtc_peer *p, void *arg, const char *reason);
+};
+
+/*
+ * Creates a peer answering the transport of offer section m (ufrag, pwd, fingerprint,
+ * setup, candidates) and starts gathering. ev->gathered follows (asynchronously).
+ * Refuses (-EINVAL with err) a section without usable transport attributes.
+ */
+int cn_wrtc_peer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
+		     const struct cn_dtls_cert *cert, const struct cn_sdp_media *m,
+		     const struct cn_wrtc_events *ev, void *arg, struct cn_wrtc_peer **out,
+		     char *err, size_t errcap);
+
+/* Fills the transport part of an answer: ufrag, pwd, fingerprint, setup, candidates. */
+int cn_wrtc_local(struct cn_wrtc_peer *p, struct cn_sdp_answer *ans);
+
+/* Trickled remote candidates ("candidate:..." with or without "a="); mDNS (.local) and
+ * TCP candidates are skipped (0), malformed ones refused (CN_E_MALFORMED with err). */
+int cn_wrtc_add_candidate(struct cn_wrtc_peer *p, const char *cand, char *err, size_t errcap);
+void cn_wrtc_end_of_candidates(struct cn_wrtc_peer *p);
+/* The remote ICE ufrag (for matching trickle fragments). */
+const char *cn_wrtc_remote_ufrag(const struct cn_wrtc_peer *p);
+
+/* Adds an outgoing stream; returns its index (0..CN_WRTC_MAX_TRACKS-1) and its SSRC.
+ * nack keeps a retransmission buffer; abs_send_time_id 0 writes no extension. */
+int cn_wrtc_add_track(struct cn_wrtc_peer *p, uint8_t pt, uint32_t clock, bool nack,
+		      int abs_send_time_id, uint32_t *ssrc);
+
+/* Sends payloads of pl as RTP packets of track with timestamp ts (the last one written
+ * with the marker the packetiser set). Returns the number sent; -EAGAIN before SECURE,
+ * -EPIPE once closed, CN_E_FULL when the socket refused a packet (a viewer that cannot
+ * keep up: the caller should skip to the next keyframe). */
+int cn_wrtc_send(struct cn_wrtc_peer *p, int track, const struct cn_rtp_payloads *pl,
+		 uint32_t ts);
+
+enum cn_wrtc_state cn_wrtc_state(const struct cn_wrtc_peer *p);
+void cn_wrtc_get_stats(const struct cn_wrtc_peer *p, struct cn_wrtc_stats *out);
+/* A one-line description of the selected candidate pair ("127.0.0.1:5000 host -> ..."). */
+void cn_wrtc_describe_pair(struct cn_wrtc_peer *p, char *out, size_t cap);
+
+/* Sends RTCP BYE when secure, closes DTLS and ICE, frees. No callback follows. */
+void cn_wrtc_peer_free(struct cn_wrtc_peer *p);
+
+#endif
