@@ -172,6 +172,54 @@ def test_first_frame_arrives_fast_whatever_the_gop(edge_factory, camera_factory,
     assert max(latencies) < 1.5, f"POST -> first decoded frame (s): {latencies}"
 
 
+def test_sub_stream_is_pulled_on_demand_and_shared(edge_factory, camera_factory, viewers):
+    main = camera_factory(width=W, height=H, fps=15, gop=15)
+    sub = camera_factory(width=320, height=180, fps=15, gop=15)
+    edge = edge_factory([camera_entry(main, "door", sub_url=sub.url)], **WHEP_CONF)
+    edge.wait_state("door", "online")
+    a, b = viewers(), viewers()
+    # The first sub viewer waits for the on-demand RTSP session's first keyframe.
+    a.connect(edge.d.base_url, "door", edge.token, stream="sub", timeout=20)
+    a.wait_frames(10, timeout=15)
+    assert a.sizes == {(320, 180)}, a.summary()
+    # The second shares that session and starts on its cached keyframe.
+    b.connect(edge.d.base_url, "door", edge.token, stream="sub")
+    assert b.wait_first_frame(timeout=10) < 1.5
+    b.wait_frames(10, timeout=15)
+    assert b.sizes == {(320, 180)}
+    # Main and sub side by side: the main viewer is unaffected.
+    m = viewers()
+    m.connect(edge.d.base_url, "door", edge.token)
+    m.wait_frames(10, timeout=15)
+    assert m.sizes == {(W, H)}
+    assert viewer_count(edge, "door") == 3
+    # The archive holds the main stream: playback of the sub stream is a clear 400;
+    # a camera without sub_url too.
+    offer = make_offer()
+    now_ms = int(time.time() * 1000)
+    detail = assert_problem(post_offer(edge.d.base_url, whep_path("door", stream="sub", start=now_ms - 1000),
+                                       offer, edge.token), 400)
+    assert "main" in detail, detail
+
+
+def test_bad_parameters_are_named(edge_factory, camera_factory):
+    edge, _ = start_edge(edge_factory, camera_factory)
+    base, tok, offer = edge.d.base_url, edge.token, make_offer()
+    for query, word in (({"stream": "third"}, "stream"), ({"stream": "sub"}, "sub_url"),
+                        ({"start": "yesterday"}, "start"),
+                        ({"start": str(int(time.time() * 1000) + 60_000)}, "future"),
+                        ({"start": str(int(time.time() * 1000) - 5000), "speed": "3"}, "speed"),
+                        ({"speed": "2"}, "playback")):
+        path = "/whep/door?" + "&".join(f"{k}={v}" for k, v in query.items())
+        detail = assert_problem(post_offer(base, path, offer, tok), 400)
+        assert word in detail, (query, detail)
+    # An offer whose only video section is sendonly cannot receive.
+    sendonly = offer.replace("a=recvonly", "a=sendonly")
+    assert sendonly != offer
+    assert "receive" in assert_problem(post_offer(base, whep_path("door"), sendonly, tok), 400)
+    assert viewer_count(edge, "door") == 0
+
+
 # --------------------------------------------------------------------------------------
 # c. playback from the archive, 1x and 2x
 # --------------------------------------------------------------------------------------
@@ -378,7 +426,11 @@ def test_chromium_plays_the_live_view(edge_factory, camera_factory, browser):  #
     assert "authorization" in allowed and "content-type" in allowed, allowed
 
     page = browser.open_whep(edge.d.base_url + "/whep/door", tok)
-    before, after = page.wait_frames_growing(2.0, min_growth=15, timeout=20)
+    try:
+        before, after = page.wait_frames_growing(2.0, min_growth=15, timeout=20)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\nedge viewers: {edge.camera('door').get('viewers')}\n"
+                             f"edge log:\n{edge.d.log()[-3000:]}") from None
     assert (after["videoWidth"], after["videoHeight"]) == (W, H), after
     assert (after["codec"] or "").lower() == "video/h264", after
     assert re.fullmatch(r"/whep/door/[^/?#]+", after["location"] or ""), after  # exposed
