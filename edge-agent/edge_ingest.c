@@ -239,7 +239,7 @@ static void pr_push(struct prerec *r, const AVPacket *pkt, int64_t recv_ms, int6
 
 /* Reads from an open input until it fails or we are asked to stop. */
 static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edge_segw *w,
-			AVFormatContext *ic, int vi)
+			AVFormatContext *ic, int vi, int ai)
 {
 	AVStream *st = ic->streams[vi];
 	AVPacket *pkt = av_packet_alloc();
@@ -273,6 +273,8 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 			break;
 		}
 		if (pkt->stream_index != vi) {
+			if (pkt->stream_index == ai)
+				edge_live_feed_audio(g->live, pkt, ic->streams[ai]->time_base, now);
 			av_packet_unref(pkt);
 			continue;
 		}
@@ -462,8 +464,13 @@ static gpointer ingest_thread(gpointer data)
 		g->st.retry_in_ms = 0;
 		g_mutex_unlock(&g->lock);
 		set_state(g, ix, EDGE_CAM_ONLINE, NULL);
-		edge_live_begin(g->live, par);
-		run_session(g, ix, &w, ic, vi);
+		const AVCodecParameters *pars[16];
+		unsigned np = ic->nb_streams < 16 ? ic->nb_streams : 16;
+		for (unsigned i = 0; i < np; i++)
+			pars[i] = ic->streams[i]->codecpar;
+		int ai = edge_live_find_audio(pars, np);
+		edge_live_begin(g->live, par, ai >= 0 ? pars[ai] : NULL);
+		run_session(g, ix, &w, ic, vi, ai);
 		edge_segw_close(&w, EDGE_CUT_STOP);
 		set_recording(g, &w);
 		avformat_close_input(&ic);

@@ -143,11 +143,26 @@ int edge_stream_info_from_par(const AVCodecParameters *par, struct edge_stream_i
 	return 0;
 }
 
-void edge_live_begin(struct edge_live *l, const AVCodecParameters *par)
+int edge_live_find_audio(const AVCodecParameters *const *pars, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		const AVCodecParameters *p = pars[i];
+		if (p->codec_type == AVMEDIA_TYPE_AUDIO &&
+		    (p->codec_id == AV_CODEC_ID_PCM_MULAW || p->codec_id == AV_CODEC_ID_PCM_ALAW) &&
+		    p->sample_rate == 8000 && p->ch_layout.nb_channels == 1)
+			return (int)i;
+	}
+	return -1;
+}
+
+void edge_live_begin(struct edge_live *l, const AVCodecParameters *par,
+		     const AVCodecParameters *audio)
 {
 	struct edge_stream_info info;
 	bool ok = edge_stream_info_from_par(par, &info) == 0;
 
+	if (ok && audio)
+		info.audio_codec = audio->codec_id;
 	g_mutex_lock(&l->lock);
 	clear_gop(l);
 	l->gop_broken = false;
@@ -221,6 +236,28 @@ void edge_live_feed(struct edge_live *l, const AVPacket *pkt, AVRational tb, int
 	}
 	g_mutex_unlock(&l->lock);
 	edge_frame_unref(f);
+}
+
+void edge_live_feed_audio(struct edge_live *l, const AVPacket *pkt, AVRational tb, int64_t wall_ms)
+{
+	struct edge_frame *f;
+
+	g_mutex_lock(&l->lock);
+	bool watched = l->viewers > 0 && l->have_info && l->info.audio_codec;
+	g_mutex_unlock(&l->lock);
+	if (!watched || pkt->pts == AV_NOPTS_VALUE || !(f = calloc(1, sizeof(*f))))
+		return;
+	if (!(f->pkt = av_packet_clone(pkt))) {
+		free(f);
+		return;
+	}
+	f->refs = 1;
+	f->audio = true;
+	f->pts_us = av_rescale_q(pkt->pts, tb, (AVRational){ 1, 1000000 });
+	f->wall_ms = wall_ms;
+	/* Audio is not counted in gaps: a lost packet is a click, not a broken picture. */
+	if (cn_queue_push(l->q, f) < 0)
+		edge_frame_unref(f);
 }
 
 static gboolean ended_cb(gpointer data)

@@ -28,6 +28,7 @@ struct edge_frame {
 	int64_t pts_us;   /* media time */
 	int64_t wall_ms;  /* when it was captured (live) or recorded (archive) */
 	int length_size;  /* 0: Annex B; 1, 2, 4: length-prefixed NALs */
+	bool audio;       /* a G.711 frame (never cached, never a keyframe) */
 };
 
 struct edge_frame *edge_frame_ref(struct edge_frame *f);
@@ -43,6 +44,7 @@ struct edge_stream_info {
 	int prefix_length_size;
 	uint64_t generation;
 	double kbps;      /* recent bitrate, for congestion decisions */
+	int audio_codec;  /* AV_CODEC_ID_PCM_MULAW or _ALAW when the camera sends G.711 (8 kHz mono), else 0 */
 };
 
 /* Fills info from codec parameters (extradata avcC/hvcC or Annex B); -ENOTSUP for a
@@ -66,10 +68,15 @@ void edge_live_unref(struct edge_live *l);
 
 /* Producer side (the ingest thread). A new stream session: the cache is emptied and
  * viewers wait for its first keyframe. */
-void edge_live_begin(struct edge_live *l, const AVCodecParameters *par);
+void edge_live_begin(struct edge_live *l, const AVCodecParameters *par,
+		     const AVCodecParameters *audio);
+/* The stream's G.711 audio index in ic, or -1: what edge_live_feed_audio passes on. */
+int edge_live_find_audio(const AVCodecParameters *const *pars, unsigned n);
 /* Hands one video packet over: kept in the GOP cache and, when someone watches, queued
  * for the loop (never blocks; a full queue drops and marks a gap). */
 void edge_live_feed(struct edge_live *l, const AVPacket *pkt, AVRational tb, int64_t wall_ms);
+/* An audio packet: passed through to viewers that accepted audio, never cached. */
+void edge_live_feed_audio(struct edge_live *l, const AVPacket *pkt, AVRational tb, int64_t wall_ms);
 /* The source will feed no more (ingest stopping): subscribers get ended. */
 void edge_live_end(struct edge_live *l);
 

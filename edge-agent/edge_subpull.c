@@ -77,7 +77,7 @@ static gpointer pull_thread(gpointer data)
 		if (rc >= 0) {
 			AVStream *st = ic->streams[vi];
 			set_status(p, "");
-			edge_live_begin(p->live, st->codecpar);
+			edge_live_begin(p->live, st->codecpar, NULL);
 			backoff = 1000;
 			while (!atomic_load(&p->stop)) {
 				atomic_store(&p->deadline_mono, cn_time_mono_ms() + p->timeout_ms);

@@ -65,6 +65,14 @@ struct whep_session {
 	struct cn_sdp *offer; /* until the answer is written */
 	int mline;            /* the offer's video section we answer */
 	int format;
+	int amline, aformat;  /* its audio section (G.711 pass-through), -1 when none */
+	int atrack;
+	bool a_anchored;
+	int64_t a_pts_anchor_us;
+	uint32_t a_ts_anchor;
+	int64_t a_sent;       /* samples sent since the anchor */
+	uint8_t abuf[160];    /* the next 20 ms packet being filled */
+	size_t alen;
 	struct cn_wrtc_peer *peer;
 	int track;
 	struct edge_stream_info info;
@@ -418,10 +426,52 @@ static void send_cached_gop(struct whep_session *s)
 
 /* ---- live and playback sources ------------------------------------------------------ */
 
+/* G.711 goes out live (never cached or squeezed), re-cut into 20 ms packets: the RTP/AVP
+ * default ptime, and the only size some receivers (aiortc) take. */
+static void send_audio(struct whep_session *s, struct edge_frame *f)
+{
+	const uint8_t *p = f->pkt->data;
+	size_t n = (size_t)f->pkt->size;
+	/* samples (8 kHz, one byte each) the camera's clock says we are at */
+	int64_t at = (f->pts_us - s->a_pts_anchor_us) * 8 / 1000 - (int64_t)s->alen;
+
+	if (s->atrack < 0 || !s->peer || cn_wrtc_state(s->peer) != CN_WRTC_SECURE)
+		return;
+	if (!s->a_anchored || at < s->a_sent - 1600 || at > s->a_sent + 1600) {
+		/* first packet, or the camera's audio clock jumped: start afresh */
+		if (!s->a_anchored)
+			cn_random_bytes(&s->a_ts_anchor, sizeof(s->a_ts_anchor));
+		else
+			s->a_ts_anchor += (uint32_t)s->a_sent + 160;
+		s->a_pts_anchor_us = f->pts_us;
+		s->a_sent = 0;
+		s->alen = 0;
+		s->a_anchored = true;
+	}
+	while (n > 0) {
+		size_t take = sizeof(s->abuf) - s->alen < n ? sizeof(s->abuf) - s->alen : n;
+		memcpy(s->abuf + s->alen, p, take);
+		s->alen += take;
+		p += take;
+		n -= take;
+		if (s->alen < sizeof(s->abuf))
+			break;
+		struct cn_rtp_payload pk = { 0, (uint32_t)s->alen, false };
+		struct cn_rtp_payloads one = { s->abuf, sizeof(s->abuf), s->alen, &pk, 1, 1 };
+		cn_wrtc_send(s->peer, s->atrack, &one, s->a_ts_anchor + (uint32_t)s->a_sent);
+		s->a_sent += (int64_t)s->alen;
+		s->alen = 0;
+	}
+}
+
 static void live_frame(struct edge_frame *f, void *arg)
 {
 	struct whep_session *s = arg;
 
+	if (f->audio) {
+		send_audio(s, f);
+		return;
+	}
 	if (!s->peer || cn_wrtc_state(s->peer) != CN_WRTC_SECURE || f->index <= s->last_index)
 		return;
 	s->last_index = f->index;
@@ -519,6 +569,18 @@ static void on_gathered(struct cn_wrtc_peer *p, void *arg)
 	cn_strlcpy(am->cname, "canopy", sizeof(am->cname));
 	snprintf(am->msid_stream, sizeof(am->msid_stream), "%.30s", s->camera);
 	snprintf(am->msid_track, sizeof(am->msid_track), "video-%.20s", s->id);
+	if (s->amline >= 0) {
+		const struct cn_sdp_format *af = &s->offer->media[s->amline].formats[s->aformat];
+		struct cn_sdp_answer_media *aa = &ans->media[s->amline];
+		aa->accepted = true;
+		aa->format = s->aformat;
+		aa->dir = CN_SDP_SENDONLY;
+		s->atrack = cn_wrtc_add_track(p, af->pt, 8000, false, 0, &ssrc);
+		aa->ssrc = ssrc;
+		cn_strlcpy(aa->cname, "canopy", sizeof(aa->cname));
+		snprintf(aa->msid_stream, sizeof(aa->msid_stream), "%.30s", s->camera);
+		snprintf(aa->msid_track, sizeof(aa->msid_track), "audio-%.20s", s->id);
+	}
 	cn_http_resp_init(&resp);
 	cn_buf_init(&resp.body, 64 * 1024);
 	if (s->track < 0 || (rc = cn_sdp_write_answer(s->offer, ans, &resp.body)) < 0) {
@@ -618,6 +680,20 @@ static int choose(struct whep_session *s, int *status, char *why, size_t cap)
 	}
 	s->format = cn_sdp_pick_format(&o->media[s->mline], h265 ? CN_SDP_CODEC_H265 : CN_SDP_CODEC_H264,
 				       s->info.profile);
+	s->amline = -1;
+	for (int i = 0; s->info.audio_codec && !s->playback && i < o->nmedia; i++) {
+		const struct cn_sdp_media *m = &o->media[i];
+		if (m->kind != CN_SDP_AUDIO || m->port == 0 || !o->bundle ||
+		    (m->dir != CN_SDP_RECVONLY && m->dir != CN_SDP_SENDRECV))
+			continue;
+		int f = cn_sdp_pick_format(m, s->info.audio_codec == AV_CODEC_ID_PCM_ALAW ? CN_SDP_CODEC_PCMA
+											 : CN_SDP_CODEC_PCMU, 0);
+		if (f >= 0) {
+			s->amline = i;
+			s->aformat = f;
+		}
+		break;
+	}
 	if (s->format < 0) {
 		*status = 406;
 		snprintf(why, cap, "camera '%s' sends %s; the offer has no %s format%s", s->camera,
@@ -826,6 +902,8 @@ static int post_whep(const struct cn_http_req *req, struct cn_http_resp *resp, v
 	s->created_ms = now;
 	s->req_id = req->id;
 	s->track = -1;
+	s->atrack = -1;
+	s->amline = -1;
 	s->answered = true; /* until deferred: refusals below answer through resp */
 	g_hash_table_insert(w->sessions, s->id, s);
 	if (!playback) {

@@ -202,6 +202,27 @@ def test_sub_stream_is_pulled_on_demand_and_shared(edge_factory, camera_factory,
     assert "main" in detail, detail
 
 
+def test_g711_audio_is_passed_through(edge_factory, camera_factory, viewers):
+    edge, _ = start_edge(edge_factory, camera_factory, cam_kw={"audio": "pcmu"})
+    c = viewers()
+    c.connect(edge.d.base_url, "door", edge.token, audio=True)
+    assert re.search(r"^m=audio [1-9]\d* ", c.answer_sdp, re.M), c.answer_sdp
+    assert re.search(r"^a=rtpmap:0 PCMU/8000", c.answer_sdp, re.M), c.answer_sdp
+    c.wait_frames(15, timeout=15)
+    deadline = time.monotonic() + 10
+    while c.audio_frames < 50 and time.monotonic() < deadline:  # 20 ms frames: 1 s of tone
+        time.sleep(0.2)
+    assert c.audio_frames >= 50, c.summary()
+    assert c.close().status == 200
+    # A camera without audio: the audio section is declined (port 0), video still plays.
+    edge2, _ = start_edge(edge_factory, camera_factory, cam_id="yard")
+    v = viewers()
+    v.connect(edge2.d.base_url, "yard", edge2.token, audio=True)
+    assert re.search(r"^m=audio 0 ", v.answer_sdp, re.M), v.answer_sdp
+    v.wait_frames(15, timeout=15)
+    assert v.audio_frames == 0
+
+
 def test_bad_parameters_are_named(edge_factory, camera_factory):
     edge, _ = start_edge(edge_factory, camera_factory)
     base, tok, offer = edge.d.base_url, edge.token, make_offer()

@@ -101,6 +101,7 @@ typedef struct {
     const char *profile;
     const char *pattern;
     const char *file; /* serve this pre-encoded H.264 MP4 instead of encoding (benchmarks) */
+    const char *audio; /* NULL, "pcmu" or "pcma": a 440 Hz tone as a second stream */
 } CamConfig;
 
 static const guint8 fc_start_guard[2][FC_GUARD_BLOCKS] = {{1, 0, 1, 0}, {1, 1, 0, 0}};
@@ -298,6 +299,7 @@ static void usage(FILE *out, const char *prog)
             "  --profile P       H.264 profile: baseline, main or high\n"
             "  --pattern NAME    videotestsrc pattern (default ball)\n"
             "  --file PATH       serve a pre-encoded H.264 MP4 clip instead (no frame code)\n"
+            "  --audio CODEC     add G.711 audio (pcmu or pcma, 8 kHz tone) as a second stream\n"
             "  --help            show this help\n"
             "Prints \"READY rtsp://127.0.0.1:<port><path>\" when serving; stops on SIGTERM/SIGINT.\n",
             prog, MIN_WIDTH, MAX_WIDTH, MIN_HEIGHT, MAX_HEIGHT);
@@ -370,7 +372,7 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
 {
     enum {
         OPT_PORT = 1000, OPT_PATH, OPT_WIDTH, OPT_HEIGHT, OPT_FPS, OPT_GOP, OPT_BITRATE,
-        OPT_USER, OPT_PASSWORD, OPT_PROFILE, OPT_PATTERN, OPT_FILE, OPT_HELP
+        OPT_USER, OPT_PASSWORD, OPT_PROFILE, OPT_PATTERN, OPT_FILE, OPT_AUDIO, OPT_HELP
     };
     static const struct option opts[] = {
         {"port", required_argument, NULL, OPT_PORT},
@@ -385,6 +387,7 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
         {"profile", required_argument, NULL, OPT_PROFILE},
         {"pattern", required_argument, NULL, OPT_PATTERN},
         {"file", required_argument, NULL, OPT_FILE},
+        {"audio", required_argument, NULL, OPT_AUDIO},
         {"help", no_argument, NULL, OPT_HELP},
         {NULL, 0, NULL, 0},
     };
@@ -401,6 +404,7 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
     cfg->profile = NULL;
     cfg->pattern = "ball";
     cfg->file = NULL;
+    cfg->audio = NULL;
 
     opterr = 1; /* getopt_long reports unknown options and missing values itself */
     for (;;) {
@@ -457,6 +461,13 @@ static int parse_args(int argc, char **argv, CamConfig *cfg)
                 }
             }
             cfg->file = optarg;
+            break;
+        case OPT_AUDIO:
+            if (strcmp(optarg, "pcmu") != 0 && strcmp(optarg, "pcma") != 0) {
+                fprintf(stderr, "testcam: --audio must be pcmu or pcma\n");
+                return -1;
+            }
+            cfg->audio = optarg;
             break;
         case OPT_HELP:
             return 1;
@@ -519,6 +530,12 @@ static gchar *build_launch(const CamConfig *cfg)
         tools = "cabac=true ";
     else if (cfg->profile != NULL && strcmp(cfg->profile, "high") == 0)
         tools = "cabac=true dct8x8=true ";
+    gchar *audio = cfg->audio == NULL ? g_strdup("")
+                   : g_strdup_printf("audiotestsrc is-live=true wave=sine freq=440 "
+                                     "! audio/x-raw,rate=8000,channels=1 ! %s ! %s name=pay1 pt=%d ",
+                                     strcmp(cfg->audio, "pcmu") == 0 ? "mulawenc" : "alawenc",
+                                     strcmp(cfg->audio, "pcmu") == 0 ? "rtppcmupay" : "rtppcmapay",
+                                     strcmp(cfg->audio, "pcmu") == 0 ? 0 : 8);
     gchar *launch = g_strdup_printf(
         "( videotestsrc is-live=true pattern=%s "
         "! capsfilter name=rawcaps caps=video/x-raw,format=I420,width=%ld,height=%ld,"
@@ -528,10 +545,11 @@ static gchar *build_launch(const CamConfig *cfg)
         "! timeoverlay halignment=left valignment=bottom shaded-background=true "
         "! x264enc tune=zerolatency speed-preset=ultrafast threads=1 key-int-max=%ld bitrate=%ld "
         "%s! %s "
-        "! rtph264pay name=pay0 pt=96 config-interval=-1 )",
+        "! rtph264pay name=pay0 pt=96 config-interval=-1 %s)",
         cfg->pattern, cfg->width, cfg->height, cfg->fps, cfg->gop, cfg->bitrate, tools,
-        profile_caps);
+        profile_caps, audio);
     g_free(profile_caps);
+    g_free(audio);
     return launch;
 }
 
