@@ -330,41 +330,44 @@ static void send_frame(struct whep_session *s, struct edge_frame *f, bool catchu
 	}
 }
 
-/* A viewer whose REMB estimate stays well under the stream's bitrate gets keyframes only
- * until the estimate recovers: better a slide show than a frozen, flooded link. */
+/* A viewer that cannot take the stream gets keyframes only until it recovers: better a
+ * slide show than a frozen, flooded link. Loss is the evidence (10%, or 5% with a REMB
+ * estimate under the stream's bitrate); a delay-based estimate alone is not trusted: a
+ * camera cannot slow down, and the start-up burst makes every estimator cautious for a
+ * moment. */
 static void check_congestion(struct whep_session *s)
 {
 	struct cn_wrtc_stats st;
 	int64_t now = cn_time_mono_ms();
-	double need_bps = s->info.kbps * 1000.0;
+	double need_bps = 0;
+	struct edge_stream_info cur;
 
-	if (s->live)
-		need_bps = 0; /* refreshed below */
-	if (s->live) {
-		struct edge_stream_info cur;
-		if (edge_live_info(s->live, &cur) == 0)
-			need_bps = cur.kbps * 1000.0;
-	}
-	cn_wrtc_get_stats(s->peer, &st);
-	if (!st.remb_bps || need_bps <= 0)
+	if (cn_time_wall_ms() - s->created_ms < 5000)
 		return;
-	bool slow = (double)st.remb_bps < need_bps * 0.7;
+	if (s->live && edge_live_info(s->live, &cur) == 0)
+		need_bps = cur.kbps * 1000.0;
+	cn_wrtc_get_stats(s->peer, &st);
+	bool lossy = st.fraction_lost >= 13; /* of 256: 5% */
+	bool under = st.remb_bps && need_bps > 0 && (double)st.remb_bps < need_bps * 0.7;
+	bool slow = st.fraction_lost >= 26 || (lossy && under);
 	if (slow) {
 		s->fast_since_ms = 0;
 		if (!s->slow_since_ms)
 			s->slow_since_ms = now;
 		if (!s->key_only && now - s->slow_since_ms > 2000) {
 			s->key_only = true;
-			cn_log_info("whep", "session %s: viewer estimate %llu bit/s < stream %.0f bit/s: keyframes only",
-				    s->id, (unsigned long long)st.remb_bps, need_bps);
+			cn_log_info("whep", "session %s: viewer loses %d%% (estimate %llu bit/s, stream %.0f bit/s): keyframes only",
+				    s->id, st.fraction_lost * 100 / 256, (unsigned long long)st.remb_bps, need_bps);
 		}
 	} else {
 		s->slow_since_ms = 0;
 		if (!s->fast_since_ms)
 			s->fast_since_ms = now;
-		if (s->key_only && (double)st.remb_bps > need_bps * 1.2 && now - s->fast_since_ms > 2000) {
+		bool room = !st.remb_bps || need_bps <= 0 || (double)st.remb_bps > need_bps * 1.2;
+		if (s->key_only && !lossy && room && now - s->fast_since_ms > 2000) {
 			s->key_only = false;
 			s->need_key = true; /* resume on a clean picture */
+			cn_log_info("whep", "session %s: viewer recovered: every frame again", s->id);
 		}
 	}
 }
