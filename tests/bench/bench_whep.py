@@ -1,16 +1,20 @@
 #!/usr/bin/python3
 """bench_whep.py: WebRTC live view of one camera, canopy-edge (WHEP) beside Janus's streaming plugin.
 
-Both serve the same canopy-testcam RTSP stream to aiortc viewers on 127.0.0.1, in the same run:
-the edge pulls the camera itself and answers WHEP (POST /whep/<camera>?stream=main); Janus 1.x
-(tests/bench/janus_peer.py: private config, streaming plugin and HTTP transport only) relays
-an "rtp" mountpoint fed by GStreamer re-packetising the same RTSP stream, no transcoding.
+Both serve the same canopy-testcam RTSP stream to aiortc viewers on this host, in the same run:
+the edge pulls the camera itself and answers WHEP (POST /whep/<camera>?stream=main; ICE on
+127.0.0.1, webrtc_addresses); Janus 1.x (tests/bench/janus_peer.py: private config, streaming
+plugin and HTTP transport only; ICE on the host's first non-loopback IPv4 address, as Janus
+never uses loopback) relays an "rtp" mountpoint fed by GStreamer re-packetising the same RTSP
+stream, no transcoding. The edge's camera records nothing unless --edge-recording continuous.
 
 1. Time to first decoded frame: from the viewer's request (the WHEP POST; Janus's "watch")
    to the first frame aiortc decodes, camera GOP 4 s (1280x720 15 fps, 60 frames, 2 Mbit/s,
-   live x264), N trials each after one warm-up, each trial at a random point of the GOP.
+   live x264), N trials each after one warm-up, each trial after a random 0..GOP pause.
    Janus with its keyframe buffering (videobufferkf = true: the fair comparison) and
-   without it. p50 and p95. Target: canopy p95 < 500 ms.
+   without it. p50 and p95 (numpy's linear interpolation). Target: canopy p95 < 500 ms.
+   The targets' trials run side by side (two lanes each, four for Janus without buffering)
+   to fit the run in a few minutes; a trial's viewer is closed at its first frame.
 2. Server CPU and RSS per viewer: a 1280x720 25 fps 2 Mbit/s clip (GOP 2 s) served by
    canopy-testcam --file, 0, 1, 10, 50 concurrent viewers (aiortc without depacketising or
    decoding, spread over several processes); CPU (utime+stime from /proc) over a window
@@ -18,6 +22,7 @@ an "rtp" mountpoint fed by GStreamer re-packetising the same RTSP stream, no tra
    rate is reported so a starved viewer shows.
 
 Usage: tests/bench/bench_whep.py [--only canopy|janus] [--trials 20] [--viewers 1 10 50] [--seconds 20]
+       [--procs 4] [--edge-recording off|continuous] [--skip-ttff] [--skip-cpu] [-v] [--keep]
 """
 
 from __future__ import annotations
@@ -184,10 +189,11 @@ VIEWER_ADDR = contextvars.ContextVar("viewer_addr", default="127.0.0.1")
 
 def patch_aiortc(load: bool) -> None:
     """One host candidate per viewer, VIEWER_ADDR (aioice would offer every address but
-    loopback, and mixed loopback/non-loopback pairs cannot work). TTFF viewers: a frame is complete at its RTP marker bit, as in browsers
-    (aiortc 1.4 waits for the next frame's first packet, up to one frame interval later).
-    Load viewers: count each RTP packet and keep the receiver statistics (for RTCP receiver
-    reports); no depacketising, jitter buffer or decoding."""
+    loopback, and mixed loopback/non-loopback pairs cannot work). TTFF viewers: a frame is
+    complete at its RTP marker bit, as in browsers (aiortc 1.4 waits for the next frame's
+    first packet, up to one frame interval later). Load viewers: count each RTP packet and
+    keep the receiver statistics (for RTCP receiver reports); no depacketising, jitter
+    buffer or decoding."""
     import aioice.ice
     from aiortc.jitterbuffer import JitterBuffer, JitterFrame
     from aiortc.rtcrtpreceiver import RTCRtpReceiver, StreamStatistics
@@ -528,11 +534,9 @@ def measure_load(server_pid: int, spec: dict, steps: list[int], seconds: float, 
             e1 = {k: cpu_seconds(p) for k, p in (extra_pids or {}).items()}
             dt = t1 - t0
             kbps = sorted((b1 - b0) * 8 / dt / 1000 for (_, b0), (_, b1) in zip(s0, s1))
-            pps = sorted((p1 - p0) / dt for (p0, _), (p1, _) in zip(s0, s1))
             results[n] = {
                 "cpu": (c1 - c0) / dt * 100, "rss": rss_mib(server_pid), "load_cpu": (l1 - l0) / dt * 100,
                 "kbps_min": kbps[0] if kbps else 0, "kbps_med": kbps[len(kbps) // 2] if kbps else 0,
-                "pps_min": pps[0] if pps else 0,
                 "extra": {k: (e1[k] - e0[k]) / dt * 100 for k in e0},
             }
     finally:
@@ -621,8 +625,8 @@ def main() -> int:
     ap.add_argument("--viewers", type=int, nargs="+", default=[1, 10, 50])
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--procs", type=int, default=4, help="processes for the load viewers")
-    ap.add_argument("--edge-recording", default="continuous", choices=["continuous", "off"],
-                    help="the camera's recording mode on the edge (default continuous)")
+    ap.add_argument("--edge-recording", default="off", choices=["off", "continuous"],
+                    help="the camera's recording mode on the edge (default off: live view only, like Janus)")
     ap.add_argument("--skip-ttff", action="store_true")
     ap.add_argument("--skip-cpu", action="store_true")
     ap.add_argument("-v", "--verbose", action="store_true", help="print every trial's time")
@@ -699,6 +703,8 @@ def main() -> int:
                 if k == "janus":
                     notes.append("GStreamer feeder, not in Janus's figures (% core): " + ", ".join(
                         f"{res[k][n]['extra']['feeder']:.1f}" for n in [0] + done))
+                notes.append(f"RSS growth per viewer (MiB) at {', '.join(map(str, done))}: " + ", ".join(
+                    f"{(res[k][n]['rss'] - res[k][0]['rss']) / n:.2f}" for n in done))
                 starved = [n for n in done if res[k][n]["kbps_min"] < 0.9 * src]
                 notes.append("every viewer kept up (>= 90% of the source rate)" if not starved else
                              f"STARVED viewers (< 90% of the source rate) at {starved}")

@@ -2,7 +2,7 @@
 
 Janus runs from a private configuration folder (janus.jcfg, the streaming plugin, the HTTP
 transport on 127.0.0.1:<free port>; no other plugin, transport, logger or event handler;
-no STUN; ICE host candidates on 127.0.0.1 only). Its streaming plugin gets "rtp"
+no STUN; IPv4 host candidates on one address only, see host_ipv4). Its streaming plugin gets "rtp"
 mountpoints for H.264 on local UDP ports, fed by GStreamer re-packetising the camera's
 RTSP stream (rtspsrc ! rtph264depay ! rtph264pay ! multiudpsink), so Janus relays the
 same H.264 the edge gets, without transcoding.
@@ -13,7 +13,6 @@ JanusClient speaks the Janus HTTP API (create a session, attach janus.plugin.str
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -84,7 +83,7 @@ class Janus:
 	debug_level = 3
 	server_name = "canopy-bench"
 	session_timeout = 0
-	interface = "127.0.0.1"
+	interface = "{self.ice_ip}"
 }}
 certificates: {{
 }}
@@ -275,17 +274,3 @@ class JanusClient:
             pass
         self.http.close()
 
-
-if __name__ == "__main__":  # manual check: start Janus, print its info, stop
-    import tempfile
-
-    d = Path(tempfile.mkdtemp(prefix="janus-peer-"))
-    from socket import socket as _s
-
-    with _s() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    j = Janus(d, port, {1: {"name": "kf", "videobufferkf": True}})
-    print(requests.get(j.base + "/info").json()["plugins"].keys(), j.ports)
-    j.stop()
-    print(os.listdir(d))
