@@ -27,6 +27,8 @@ packages=(
 	python3-websockets python3-requests
 	# independent WebRTC clients for WHEP: aiortc, and headless Chromium driven by Selenium
 	python3-aiortc chromium chromium-driver python3-selenium
+	# a TURN server (coturn) the edge's relayed candidates are tested against
+	coturn
 	# private PostgreSQL clusters for tests and the demo
 	postgresql
 	# RTSP test cameras (GStreamer RTSP server, x264 encoder, clock overlay) and probes

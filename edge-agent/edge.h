@@ -29,6 +29,12 @@ struct edge_conf {
 	char *webrtc_addresses;
 	int64_t webrtc_port_min;
 	int64_t webrtc_port_max;
+	char *webrtc_stun;
+	char *webrtc_turn;
+	int webrtc_turn_transport;
+	char *webrtc_turn_user;
+	char *webrtc_turn_password;
+	bool webrtc_relay_only;
 	int64_t whep_max_viewers;
 	int64_t whep_session_timeout;
 };

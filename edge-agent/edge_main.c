@@ -14,6 +14,8 @@
 #include "edge_avlog.h"
 #include "edge_recover.h"
 
+static const char *const turn_transports[] = { "udp", "tcp", NULL };
+
 static const struct cn_conf_directive edge_directives[] = {
 	CN_DAEMON_DIRECTIVES(struct edge_conf, "edge", "/var/lib/canopy-edge", "8480"),
 	{ "cameras_file", CN_CONF_STRING, offsetof(struct edge_conf, cameras_file), 0, 1000, "", NULL,
@@ -51,6 +53,18 @@ static const struct cn_conf_directive edge_directives[] = {
 	  NULL, "lowest UDP port for WebRTC media (with webrtc_port_max, for firewalls); 0: any" },
 	{ "webrtc_port_max", CN_CONF_INT, offsetof(struct edge_conf, webrtc_port_max), 0, 65535, "0",
 	  NULL, "highest UDP port for WebRTC media; 0: any" },
+	{ "webrtc_stun", CN_CONF_STRING, offsetof(struct edge_conf, webrtc_stun), 0, 64, "", NULL,
+	  "STUN server (IP:port) for a server-reflexive candidate; empty: none" },
+	{ "webrtc_turn", CN_CONF_STRING, offsetof(struct edge_conf, webrtc_turn), 0, 64, "", NULL,
+	  "TURN server (IP:port) for a relayed candidate, for viewers no direct path reaches; empty: none" },
+	{ "webrtc_turn_transport", CN_CONF_ENUM, offsetof(struct edge_conf, webrtc_turn_transport), 0, 0,
+	  "udp", turn_transports, "how to reach the TURN server: udp, or tcp where UDP is blocked" },
+	{ "webrtc_turn_user", CN_CONF_STRING, offsetof(struct edge_conf, webrtc_turn_user), 0, 256, "",
+	  NULL, "TURN user name (for time-limited credentials: expiry:subject)" },
+	{ "webrtc_turn_password", CN_CONF_STRING, offsetof(struct edge_conf, webrtc_turn_password), 0,
+	  256, "", NULL, "TURN password" },
+	{ "webrtc_relay_only", CN_CONF_BOOL, offsetof(struct edge_conf, webrtc_relay_only), 0, 0, "false",
+	  NULL, "offer viewers only the TURN-relayed candidate (local addresses stay hidden)" },
 	{ "whep_max_viewers", CN_CONF_INT, offsetof(struct edge_conf, whep_max_viewers), 1, 1000, "16",
 	  NULL, "WebRTC sessions (live and playback) per camera; more get 503" },
 	{ "whep_session_timeout", CN_CONF_DURATION, offsetof(struct edge_conf, whep_session_timeout),

@@ -1,6 +1,7 @@
 /* edge_whep.c: WHEP (RFC 9725) sessions: offer/answer over HTTP, live frames from the GOP cache and the ingest, archive playback. */
 #include "edge_whep.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -101,6 +102,7 @@ struct edge_whep {
 	struct cn_dtls_cert *cert;
 	struct cn_wrtc_conf wconf;
 	char addresses[256];
+	char stun_ip[64], turn_ip[64];
 	GHashTable *sessions; /* id -> session */
 	GHashTable *subs;     /* camera id -> struct sub_entry: sub streams being pulled */
 	GPtrArray *subs_stopping;
@@ -1177,6 +1179,32 @@ static void sub_entry_free(gpointer data)
 	free(data); /* the puller itself moves to subs_stopping first */
 }
 
+/* "IP:port" (an IPv4 literal; libnice takes no names) into ip and port; empty is none. */
+static int parse_hostport(const char *what, const char *v, char *ip, size_t cap, int *port)
+{
+	const char *colon = v ? strrchr(v, ':') : NULL;
+	int64_t p;
+	struct in_addr a;
+
+	ip[0] = '\0';
+	*port = 0;
+	if (!v || !*v)
+		return 0;
+	if (!colon || (size_t)(colon - v) >= cap ||
+	    cn_str_to_i64(cn_str_from(colon + 1), 1, 65535, &p) < 0) {
+		cn_log_error("whep", "%s must be IP:port, not '%s'", what, v);
+		return CN_E_CONFIG;
+	}
+	memcpy(ip, v, (size_t)(colon - v));
+	ip[colon - v] = '\0';
+	if (inet_pton(AF_INET, ip, &a) != 1) {
+		cn_log_error("whep", "%s: '%s' is not an IPv4 address", what, ip);
+		return CN_E_CONFIG;
+	}
+	*port = (int)p;
+	return 0;
+}
+
 int edge_whep_start(struct edge *e, struct edge_whep **out)
 {
 	struct edge_whep *w = calloc(1, sizeof(*w));
@@ -1196,6 +1224,24 @@ int edge_whep_start(struct edge *e, struct edge_whep **out)
 		free(w);
 		return rc;
 	}
+	if (parse_hostport("webrtc_stun", e->conf->webrtc_stun, w->stun_ip, sizeof(w->stun_ip),
+			   &w->wconf.stun_port) < 0 ||
+	    parse_hostport("webrtc_turn", e->conf->webrtc_turn, w->turn_ip, sizeof(w->turn_ip),
+			   &w->wconf.turn_port) < 0) {
+		free(w);
+		return CN_E_CONFIG;
+	}
+	if (e->conf->webrtc_relay_only && !w->turn_ip[0]) {
+		cn_log_error("whep", "webrtc_relay_only needs webrtc_turn");
+		free(w);
+		return CN_E_CONFIG;
+	}
+	w->wconf.stun_server = w->stun_ip;
+	w->wconf.turn_server = w->turn_ip;
+	w->wconf.turn_tcp = e->conf->webrtc_turn_transport == 1;
+	w->wconf.turn_user = e->conf->webrtc_turn_user;
+	w->wconf.turn_password = e->conf->webrtc_turn_password;
+	w->wconf.relay_only = e->conf->webrtc_relay_only;
 	cn_strlcpy(w->addresses, e->conf->webrtc_addresses, sizeof(w->addresses));
 	w->wconf.addresses = w->addresses;
 	w->wconf.timeout_ms = e->conf->whep_session_timeout;

@@ -509,6 +509,8 @@ int cn_wrtc_peer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
 	}
 	/* The offerer controls (RFC 8445 6.1.1); TCP and UPnP are for the relay issue. */
 	g_object_set(p->agent, "controlling-mode", FALSE, "ice-tcp", FALSE, "upnp", FALSE, NULL);
+	if (conf->relay_only)
+		g_object_set(p->agent, "force-relay", TRUE, NULL);
 	if (conf->stun_server && *conf->stun_server)
 		g_object_set(p->agent, "stun-server", conf->stun_server, "stun-server-port",
 			     (guint)conf->stun_port, NULL);
@@ -516,6 +518,14 @@ int cn_wrtc_peer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
 		goto out_free;
 	if (!(p->stream = nice_agent_add_stream(p->agent, 1))) {
 		rc = cn_fail(-ENOMEM, err, errcap, "ICE stream could not be created");
+		goto out_free;
+	}
+	if (conf->turn_server && *conf->turn_server &&
+	    !nice_agent_set_relay_info(p->agent, p->stream, 1, conf->turn_server, (guint)conf->turn_port,
+				       conf->turn_user ? conf->turn_user : "",
+				       conf->turn_password ? conf->turn_password : "",
+				       conf->turn_tcp ? NICE_RELAY_TYPE_TURN_TCP : NICE_RELAY_TYPE_TURN_UDP)) {
+		rc = cn_fail(-EINVAL, err, errcap, "TURN server '%s' refused by the ICE agent", conf->turn_server);
 		goto out_free;
 	}
 	if (conf->port_min > 0)

@@ -24,6 +24,11 @@ struct cn_wrtc_conf {
 	const char *addresses; /* comma-separated local IPs to gather on; NULL or "" for all */
 	const char *stun_server; /* IP literal; NULL for none */
 	int stun_port;
+	const char *turn_server; /* IP literal; NULL for none: a relayed candidate from it */
+	int turn_port;
+	bool turn_tcp;           /* reach the TURN server over TCP (UDP blocked on the way) */
+	const char *turn_user, *turn_password;
+	bool relay_only;         /* offer and use only the relayed candidate (hides local addresses) */
 	int port_min, port_max; /* 0, 0: any */
 	int64_t timeout_ms;     /* nothing heard from the peer (DTLS, RTCP) for this long: closed */
 };

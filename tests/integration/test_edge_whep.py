@@ -11,7 +11,9 @@ RFC 9457 problems otherwise (400/401/403/404/406/415/503 + Retry-After).
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
+import subprocess
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -19,6 +21,7 @@ import pytest
 
 from fixtures.browser import browser  # noqa: F401  (fixture)
 from fixtures.edge import camera_entry
+from fixtures.netutil import free_port, wait_for_port
 from fixtures.whep import (WhepClient, WhepHTTPError, close_all, delete_session, http_request,
                            make_offer, post_offer, whep_path)
 
@@ -221,6 +224,61 @@ def test_g711_audio_is_passed_through(edge_factory, camera_factory, viewers):
     assert re.search(r"^m=audio 0 ", v.answer_sdp, re.M), v.answer_sdp
     v.wait_frames(15, timeout=15)
     assert v.audio_frames == 0
+
+
+@pytest.fixture
+def turn_server(tmp_path):
+    """coturn (Debian's turnserver) on 127.0.0.1 with one long-term user; yields (port, log)."""
+    binary = shutil.which("turnserver") or "/usr/bin/turnserver"
+    port = free_port()
+    lo = free_port()
+    log = tmp_path / "turnserver.log"
+    proc = subprocess.Popen(
+        [binary, "-n", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1",
+         f"--listening-port={port}", "--allow-loopback-peers", "--lt-cred-mech",
+         "--user=viewer:s3cret", "--realm=canopy", "--no-tls", "--no-dtls", "--no-cli",
+         f"--min-port={40000 + lo % 20000}", f"--max-port={40000 + lo % 20000 + 50}",
+         "--log-file=stdout", "--simple-log", "--verbose"],
+        stdout=open(log, "wb"), stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(port, timeout=10)
+        yield port, log
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_media_through_a_turn_relay(edge_factory, camera_factory, viewers, turn_server, transport):
+    port, log = turn_server
+    edge, _ = start_edge(edge_factory, camera_factory, webrtc_turn=f"127.0.0.1:{port}",
+                         webrtc_turn_transport=transport, webrtc_turn_user="viewer",
+                         webrtc_turn_password="s3cret", webrtc_relay_only=True)
+    c = viewers()
+    c.connect(edge.d.base_url, "door", edge.token)
+    cands = [line for line in c.answer_sdp.splitlines() if line.startswith("a=candidate:")]
+    # Relay only: the edge's own addresses are not in the answer.
+    assert cands and all(" typ relay " in line for line in cands), c.answer_sdp
+    c.wait_frames(30, timeout=15)
+    assert c.sizes == {(W, H)}
+    assert viewer_count(edge, "door") == 1
+    text = log.read_text(errors="replace")
+    assert re.search(r"ALLOCATE.*success|allocation.*success", text, re.I | re.S), text[-2000:]
+    assert c.close().status == 200
+
+
+def test_turn_settings_are_checked_at_start(daemon_factory):
+    # libnice takes IP literals only: a name is refused when the edge starts, not at the
+    # first viewer.
+    d = daemon_factory("edge", launch=False, webrtc_turn="turn.example.com:3478")
+    d.start(wait=False)
+    assert d.proc.wait(timeout=20) not in (0, None)
+    assert "webrtc_turn" in d.log() and "turn.example.com" in d.log(), d.log()
+    # relay only without a TURN server cannot work either.
+    d2 = daemon_factory("edge", launch=False, webrtc_relay_only=True)
+    d2.start(wait=False)
+    assert d2.proc.wait(timeout=20) not in (0, None)
+    assert "webrtc_relay_only" in d2.log(), d2.log()
 
 
 def test_bad_parameters_are_named(edge_factory, camera_factory):
