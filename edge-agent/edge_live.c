@@ -62,8 +62,9 @@ static void deliver(void *item, void *arg)
 	struct edge_live *l = arg;
 	struct edge_frame *f = item;
 
-	/* Subscribers may unsubscribe while we iterate: walk by index, re-checking. */
-	for (guint i = 0; i < l->subs->len; i++) {
+	/* Backwards: a subscriber that unsubscribes itself from its callback shifts only the
+	 * entries already visited. */
+	for (guint i = l->subs->len; i-- > 0;) {
 		struct edge_live_sub s = g_array_index(l->subs, struct edge_live_sub, i);
 		s.frame(f, s.arg);
 	}
@@ -264,7 +265,10 @@ static gboolean ended_cb(gpointer data)
 {
 	struct edge_live *l = data;
 
-	for (guint i = 0; i < l->subs->len; i++) {
+	/* Backwards: each ended callback frees its session, which unsubscribes it. */
+	for (guint i = l->subs->len; i-- > 0;) {
+		if (i >= l->subs->len)
+			continue;
 		struct edge_live_sub s = g_array_index(l->subs, struct edge_live_sub, i);
 		if (s.ended)
 			s.ended(s.arg);

@@ -143,6 +143,7 @@ struct pb_state {
 	int64_t last_wall_us;  /* newest frame sent (frames at or before it are skipped) */
 	int64_t t0_mono_us, wall0_us;
 	int64_t progress_mono; /* when the last frame was read */
+	bool ended;            /* an END or a failed INFO has been sent */
 };
 
 /* Plays one segment file from where we are. 1: done with it; 0: read to its end;
@@ -178,6 +179,7 @@ static int play_segment(struct edge_playback *p, const struct edge_segment_row *
 				 avcodec_get_name(st->codecpar->codec_id));
 		rc = m->err;
 		if (!push(p, m) || rc < 0) {
+			s->ended = true;
 			rc = -EPIPE;
 			goto out_close;
 		}
@@ -203,6 +205,9 @@ static int play_segment(struct edge_playback *p, const struct edge_segment_row *
 		s->progress_mono = cn_time_mono_ms();
 		bool catchup = wall_us < p->start_ms * 1000;
 		if (!catchup) {
+			/* A gap in the archive (motion or event recording) is skipped, not waited out. */
+			if (s->t0_mono_us && s->last_wall_us != INT64_MIN && wall_us - s->last_wall_us > 5000000)
+				s->t0_mono_us = 0;
 			if (!s->t0_mono_us) {
 				s->t0_mono_us = g_get_monotonic_time();
 				s->wall0_us = wall_us;
@@ -258,6 +263,7 @@ static gpointer pb_thread(gpointer data)
 	cn_time_format_rfc3339(p->start_ms, when, sizeof(when));
 	if (edge_index_open(p->index_path, &ix) < 0) {
 		push_text(p, MSG_INFO, -EIO, "the archive index cannot be opened");
+		s.ended = true;
 		goto out;
 	}
 	s.progress_mono = cn_time_mono_ms();
@@ -270,6 +276,7 @@ static gpointer pb_thread(gpointer data)
 		if (!rows->len && !s.info_sent) {
 			push_text(p, MSG_INFO, -ENOENT, "camera '%s' has no recording at or after %s",
 				  p->camera, when);
+			s.ended = true;
 			goto out;
 		}
 		for (guint i = 0; i < rows->len && !atomic_load(&p->stop); i++) {
@@ -284,15 +291,26 @@ static gpointer pb_thread(gpointer data)
 			done_bytes = r->bytes;
 			progressed = progressed || s.last_wall_us != before;
 		}
+		if (!progressed && !s.info_sent) {
+			push_text(p, MSG_INFO, -ENOENT, "camera '%s' has no playable recording at or after %s",
+				  p->camera, when);
+			s.ended = true;
+			goto out;
+		}
 		if (!progressed) {
 			if (cn_time_mono_ms() - s.progress_mono > PB_TAIL_WAIT_MS) {
 				push_text(p, MSG_END, 0, "reached the end of the recording");
+				s.ended = true;
 				goto out;
 			}
 			g_usleep(300000);
 		}
 	}
 out:
+	/* However the reader ends, the session hears of it (unless it asked us to stop). */
+	if (!atomic_load(&p->stop) && !s.ended)
+		push_text(p, s.info_sent ? MSG_END : MSG_INFO, -EIO, "%s",
+			  s.info_sent ? "the archive could not be read further" : "the archive could not be read");
 	g_array_free(rows, TRUE);
 	edge_index_close(ix);
 	atomic_store(&p->exited, true);

@@ -122,6 +122,8 @@ struct sub_entry {
 
 static void session_free(struct whep_session *s);
 static void check_congestion(struct whep_session *s);
+static void answer_failed(struct whep_session *s, int status, const char *title, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
@@ -236,7 +238,9 @@ static int authorize_view(struct edge_whep *w, const struct cn_http_req *req,
 /* Packetises f once for all viewers of it (they receive the same payloads). */
 static int packetize(struct edge_whep *w, struct whep_session *s, struct edge_frame *f)
 {
-	size_t need = (size_t)f->pkt->size + s->info.prefix_len + 4096;
+	size_t raw = (size_t)f->pkt->size + s->info.prefix_len;
+	/* every fragment unit adds up to 3 bytes of headers */
+	size_t need = raw + 3 * (raw / (CN_WRTC_MAX_PAYLOAD - 3) + 1) + 4096;
 	int maxp = (int)(need / 600) + 16;
 
 	if (w->pk_frame == f)
@@ -415,6 +419,12 @@ static void send_cached_gop(struct whep_session *s)
 	int n = edge_live_snapshot(s->live, snap, EDGE_LIVE_GOP_FRAMES);
 
 	s->w->bursts++;
+	if (s->key_only && n > 1) {
+		/* a congested viewer gets the keyframe, not the GOP burst */
+		for (int i = 1; i < n; i++)
+			edge_frame_unref(snap[i]);
+		n = 1;
+	}
 	for (int i = 0; i < n; i++) {
 		/* The first (the keyframe) goes at once: the viewer's first picture. */
 		if (i == 0 && !s->burst_timer)
@@ -481,6 +491,15 @@ static void live_frame(struct edge_frame *f, void *arg)
 		return;
 	s->last_index = f->index;
 	if (f->gap || f->generation != s->generation) {
+		struct edge_stream_info cur;
+		if (f->generation != s->generation && edge_live_info(s->live, &cur) == 0) {
+			if (cur.codec != s->info.codec) {
+				/* Negotiated for the old codec: the viewer must start again. */
+				cn_wrtc_close(s->peer, "the camera changed its codec");
+				return;
+			}
+			s->info = cur; /* new parameter sets (resolution change) */
+		}
 		s->generation = f->generation;
 		s->need_key = true;
 	}
@@ -515,12 +534,14 @@ static void pb_end(const char *why, void *arg)
 	struct whep_session *s = arg;
 
 	cn_log_info("whep", "session %s: %s", s->id, why);
+	if (!s->answered)
+		answer_failed(s, 404, "Not Found", "%s", why);
+	else
+		cn_wrtc_close(s->peer, why); /* BYE, then closed -> session_free */
 }
 
 /* ---- peer events ----------------------------------------------------------------------- */
 
-static void answer_failed(struct whep_session *s, int status, const char *title, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
 static void answer_failed(struct whep_session *s, int status, const char *title, const char *fmt, ...)
 {
 	struct cn_http_resp resp;
@@ -1220,10 +1241,6 @@ int edge_whep_start(struct edge *e, struct edge_whep **out)
 		free(w);
 		return CN_E_CONFIG;
 	}
-	if ((rc = cn_dtls_cert_new(&w->cert)) < 0) {
-		free(w);
-		return rc;
-	}
 	if (parse_hostport("webrtc_stun", e->conf->webrtc_stun, w->stun_ip, sizeof(w->stun_ip),
 			   &w->wconf.stun_port) < 0 ||
 	    parse_hostport("webrtc_turn", e->conf->webrtc_turn, w->turn_ip, sizeof(w->turn_ip),
@@ -1235,6 +1252,10 @@ int edge_whep_start(struct edge *e, struct edge_whep **out)
 		cn_log_error("whep", "webrtc_relay_only needs webrtc_turn");
 		free(w);
 		return CN_E_CONFIG;
+	}
+	if ((rc = cn_dtls_cert_new(&w->cert)) < 0) {
+		free(w);
+		return rc;
 	}
 	w->wconf.stun_server = w->stun_ip;
 	w->wconf.turn_server = w->turn_ip;

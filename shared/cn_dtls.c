@@ -18,7 +18,8 @@
 /* The path MTU we assume: WebRTC stacks keep DTLS records under ~1200 bytes so a flight
  * crosses TURN and VPN links without IP fragmentation. */
 #define DTLS_MTU 1200
-#define CERT_DAYS 30
+/* Peers trust the fingerprint, not the dates; the certificate lives as long as the process. */
+#define CERT_DAYS 3650
 
 struct cn_dtls_cert {
 	EVP_PKEY *key;
@@ -334,6 +335,9 @@ int cn_dtls_input(struct cn_dtls *d, const uint8_t *p, size_t n, char *err, size
 			if (e == SSL_ERROR_ZERO_RETURN) {
 				d->failed = true;
 				rc = cn_fail(-EPIPE, err, errcap, "DTLS peer closed the session");
+			} else if (e == SSL_ERROR_SSL) {
+				d->failed = true;
+				rc = cn_fail(-EPROTO, err, errcap, "DTLS peer sent a fatal alert");
 			}
 			ERR_clear_error();
 		}

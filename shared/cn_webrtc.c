@@ -16,6 +16,9 @@
 
 #define PKT_MAX (CN_RTP_HEADER_MIN + 8 + CN_WRTC_MAX_PAYLOAD + CN_SRTP_OVERHEAD)
 #define RTCP_INTERVAL_MS 1000
+/* The answer waits for our candidates; an unreachable STUN or TURN server must not hold
+ * it for libnice's full retransmission schedule. */
+#define GATHER_DEADLINE_MS 3000
 
 struct rtx_slot {
 	uint16_t seq;
@@ -59,6 +62,8 @@ struct cn_wrtc_peer {
 	guint dtls_timer;
 	guint close_idle;
 	guint gathered_idle;
+	guint gather_deadline;
+	bool gathered; /* told the owner (once) */
 	char close_reason[200];
 	uint32_t rtcp_ssrc; /* sender SSRC of our feedback-free RTCP when no track exists */
 };
@@ -218,13 +223,14 @@ static void handle_rtcp(struct cn_wrtc_peer *p, const uint8_t *buf, size_t n)
 			if (cn_rtcp_parse_report(&pkt, &sender, NULL, b, 4, &nb) < 0)
 				goto bad;
 			for (int i = 0; i < nb; i++) {
-				if (!track_by_ssrc(p, b[i].ssrc))
+				/* the first track (video) is what loss and congestion decisions use */
+				if (!p->ntracks || b[i].ssrc != p->tracks[0].ssrc)
 					continue;
 				p->st.fraction_lost = b[i].fraction_lost;
 				p->st.cumulative_lost = b[i].cumulative_lost;
 				if (b[i].lsr) {
-					uint32_t d = ntp_mid32_now() - b[i].lsr - b[i].dlsr;
-					p->st.rtt_ms = (int64_t)d * 1000 / 65536;
+					int32_t d = (int32_t)(ntp_mid32_now() - b[i].lsr - b[i].dlsr);
+					p->st.rtt_ms = d > 0 ? (int64_t)d * 1000 / 65536 : 0;
 				}
 			}
 			break;
@@ -361,15 +367,19 @@ static gboolean gathered_idle_cb(gpointer data)
 	return G_SOURCE_REMOVE;
 }
 
-static void on_gathered(NiceAgent *agent, guint stream, gpointer user)
+/* Takes the candidates gathered so far and tells the owner, once. */
+static void finish_gathering(struct cn_wrtc_peer *p)
 {
-	struct cn_wrtc_peer *p = user;
-	GSList *cands = nice_agent_get_local_candidates(agent, stream, 1);
+	GSList *cands;
 
+	if (p->gathered || p->state == CN_WRTC_CLOSED)
+		return;
+	p->gathered = true;
+	cands = nice_agent_get_local_candidates(p->agent, p->stream, 1);
 	p->ncand = 0;
 	for (GSList *i = cands; i; i = i->next) {
 		NiceCandidate *c = i->data;
-		gchar *line = nice_agent_generate_local_candidate_sdp(agent, c);
+		gchar *line = nice_agent_generate_local_candidate_sdp(p->agent, c);
 		/* libnice writes "a=candidate:..." */
 		const char *v = line && !strncmp(line, "a=", 2) ? line + 2 : line;
 		if (v && p->ncand < CN_SDP_MAX_CANDIDATES &&
@@ -378,19 +388,37 @@ static void on_gathered(NiceAgent *agent, guint stream, gpointer user)
 		g_free(line);
 	}
 	g_slist_free_full(cands, (GDestroyNotify)nice_candidate_free);
-	if (p->state == CN_WRTC_CLOSED)
-		return;
 	if (p->ncand == 0) {
 		peer_close(p, "no local ICE candidate could be gathered");
 		return;
 	}
-	p->state = CN_WRTC_CHECKING;
+	if (p->state == CN_WRTC_GATHERING)
+		p->state = CN_WRTC_CHECKING;
 	/* libnice may finish gathering host candidates inside nice_agent_gather_candidates:
 	 * the owner hears of it only once cn_wrtc_peer_new has returned. */
 	GSource *s = g_idle_source_new();
 	g_source_set_callback(s, gathered_idle_cb, p, NULL);
 	p->gathered_idle = g_source_attach(s, p->ctx);
 	g_source_unref(s);
+}
+
+static void on_gathered(NiceAgent *agent, guint stream, gpointer user)
+{
+	(void)agent;
+	(void)stream;
+	finish_gathering(user);
+}
+
+static gboolean gather_deadline_cb(gpointer data)
+{
+	struct cn_wrtc_peer *p = data;
+
+	p->gather_deadline = 0;
+	if (!p->gathered)
+		cn_log_warn("webrtc", "ICE gathering incomplete after %d ms (STUN or TURN server "
+			    "unreachable?): answering with what we have", GATHER_DEADLINE_MS);
+	finish_gathering(p);
+	return G_SOURCE_REMOVE;
 }
 
 /* ---- RTCP out and liveness ------------------------------------------------------------ */
@@ -404,7 +432,7 @@ static void send_reports(struct cn_wrtc_peer *p)
 
 	for (int i = 0; i < p->ntracks; i++) {
 		struct track *t = &p->tracks[i];
-		if (!t->packets)
+		if (!t->packets || !t->last_ts_wall_us)
 			continue;
 		struct cn_rtcp_sr_info sr = {
 			.ssrc = t->ssrc,
@@ -558,6 +586,10 @@ int cn_wrtc_peer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
 	p->tick = g_source_attach(s, ctx);
 	g_source_unref(s);
 	p->state = CN_WRTC_GATHERING;
+	s = g_timeout_source_new(GATHER_DEADLINE_MS);
+	g_source_set_callback(s, gather_deadline_cb, p, NULL);
+	p->gather_deadline = g_source_attach(s, ctx);
+	g_source_unref(s);
 	if (!nice_agent_gather_candidates(p->agent, p->stream)) {
 		rc = cn_fail(-EADDRNOTAVAIL, err, errcap, "no local address to gather ICE candidates on");
 		goto out_free;
@@ -648,6 +680,9 @@ int cn_wrtc_send(struct cn_wrtc_peer *p, int track, const struct cn_rtp_payloads
 	if (track < 0 || track >= p->ntracks)
 		return -EINVAL;
 	t = &p->tracks[track];
+	/* the SR's RTP/NTP mapping: this timestamp is now */
+	t->last_ts = ts;
+	t->last_ts_wall_us = cn_time_wall_ms() * 1000;
 	for (int i = 0; i < pl->npkts; i++) {
 		const struct cn_rtp_payload *pk = &pl->pkts[i];
 		if (pk->len > CN_WRTC_MAX_PAYLOAD)
@@ -677,9 +712,13 @@ int cn_wrtc_send(struct cn_wrtc_peer *p, int track, const struct cn_rtp_payloads
 		p->st.bytes_sent += len;
 		sent++;
 	}
-	t->last_ts = ts;
-	t->last_ts_wall_us = cn_time_wall_ms() * 1000;
 	return sent;
+}
+
+void cn_wrtc_close(struct cn_wrtc_peer *p, const char *reason)
+{
+	if (p)
+		peer_close(p, "%s", reason);
 }
 
 enum cn_wrtc_state cn_wrtc_state(const struct cn_wrtc_peer *p)
@@ -737,6 +776,7 @@ void cn_wrtc_peer_free(struct cn_wrtc_peer *p)
 	remove_source(p->ctx, &p->dtls_timer);
 	remove_source(p->ctx, &p->close_idle);
 	remove_source(p->ctx, &p->gathered_idle);
+	remove_source(p->ctx, &p->gather_deadline);
 	/* Before the agent: its close_notify still has a path out. */
 	cn_dtls_free(p->dtls);
 	if (p->agent) {

@@ -106,6 +106,10 @@ void cn_wrtc_get_stats(const struct cn_wrtc_peer *p, struct cn_wrtc_stats *out);
 /* A one-line description of the selected candidate pair ("127.0.0.1:5000 host -> ..."). */
 void cn_wrtc_describe_pair(struct cn_wrtc_peer *p, char *out, size_t cap);
 
+/* Ends the session from the owner's side: closed follows from an idle source (so the
+ * owner may call this from any callback). */
+void cn_wrtc_close(struct cn_wrtc_peer *p, const char *reason);
+
 /* Sends RTCP BYE when secure, closes DTLS and ICE, frees. No callback follows. */
 void cn_wrtc_peer_free(struct cn_wrtc_peer *p);
 

@@ -226,6 +226,28 @@ def test_g711_audio_is_passed_through(edge_factory, camera_factory, viewers):
     assert v.audio_frames == 0
 
 
+def test_removing_the_camera_ends_all_its_viewers(edge_factory, camera_factory, viewers):
+    cams = [camera_factory(width=W, height=H) for _ in range(2)]
+    edge = edge_factory([camera_entry(cams[0], "door"), camera_entry(cams[1], "yard")],
+                        **WHEP_CONF)
+    edge.wait_state("door", "online")
+    edge.wait_state("yard", "online")
+    door = [viewers() for _ in range(3)]
+    for c in door:
+        c.connect(edge.d.base_url, "door", edge.token)
+        c.wait_frames(5, timeout=15)
+    yard = viewers()
+    yard.connect(edge.d.base_url, "yard", edge.token)
+    yard.wait_frames(5, timeout=15)
+    assert whep_sessions_gauge(edge) == 4
+    edge.write_cameras([camera_entry(cams[1], "yard")], version=2)
+    # Every viewer of the removed camera is ended (not only the first), the other stays.
+    edge.wait_for(lambda: whep_sessions_gauge(edge) == 1, 15, "door's three sessions ended")
+    n = len(yard.codes)
+    yard.wait_codes_after(n, 15, timeout=10)
+    assert_problem(delete_session(edge.d.base_url, door[1].location, edge.token), 404)
+
+
 @pytest.fixture
 def turn_server(tmp_path):
     """coturn (Debian's turnserver) on 127.0.0.1 with one long-term user; yields (port, log)."""
