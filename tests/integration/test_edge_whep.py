@@ -226,6 +226,41 @@ def test_g711_audio_is_passed_through(edge_factory, camera_factory, viewers):
     assert v.audio_frames == 0
 
 
+def test_lost_packets_are_resent_on_nack(edge_factory, camera_factory, viewers, monkeypatch):
+    """aiortc loses every 30th video packet the first time it arrives (before SRTP, as
+    the network would); its NACKs must bring each back from the edge's retransmission
+    buffer, so every frame still decodes."""
+    from aioice.ice import Connection
+
+    original = Connection.recv
+    dropped: set[int] = set()
+
+    async def lossy(self):
+        while True:
+            data = await original(self)
+            # SRTP keeps the RTP header in the clear: version 2, PT >= 96 is video here
+            if len(data) > 12 and 128 <= data[0] < 192 and (data[1] & 0x7f) >= 96 \
+                    and not 192 <= data[1] <= 223:
+                seq = int.from_bytes(data[2:4], "big")
+                if seq % 30 == 0 and seq not in dropped:
+                    dropped.add(seq)
+                    continue
+            return data
+
+    monkeypatch.setattr(Connection, "recv", lossy)
+    edge, _ = start_edge(edge_factory, camera_factory, cam_kw={"fps": 15, "gop": 30})
+    c = viewers()
+    c.connect(edge.d.base_url, "door", edge.token)
+    codes = collect_for(c, 6.0, timeout=15)
+    assert len(dropped) >= 10, len(dropped)
+    nos = [x.frame_no for x in codes]
+    assert strictly_increasing(nos), nos
+    assert nos[-1] - nos[0] + 1 - len(nos) <= 2, "frames lost despite NACK"
+    v = edge.camera("door")["viewers"][0]
+    assert v["nacks"] >= len(dropped) * 0.8, (v, len(dropped))
+    assert v["retransmits"] >= len(dropped) * 0.8, (v, len(dropped))
+
+
 def test_removing_the_camera_ends_all_its_viewers(edge_factory, camera_factory, viewers):
     cams = [camera_factory(width=W, height=H) for _ in range(2)]
     edge = edge_factory([camera_entry(cams[0], "door"), camera_entry(cams[1], "yard")],
