@@ -536,7 +536,7 @@ def test_vanished_viewer_is_dropped_after_the_session_timeout(edge_factory, came
     assert_problem(delete_session(base, gone.location, tok), 404)
     # The viewer that keeps talking stays, and keeps getting pictures, well past 3 s.
     n = len(keep.codes)
-    time.sleep(max(0.0, 8 - dropped_after))
+    time.sleep(6)  # 90 frames at 15 fps; 60 leaves room for a loaded machine
     assert len(keep.codes) >= n + 60, keep.summary()
     assert viewer_count(edge, "door") == 1
     assert keep.connection_state == "connected", keep.summary()
