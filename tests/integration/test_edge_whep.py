@@ -227,7 +227,7 @@ def test_g711_audio_is_passed_through(edge_factory, camera_factory, viewers):
 
 
 def test_lost_packets_are_resent_on_nack(edge_factory, camera_factory, viewers, monkeypatch):
-    """aiortc loses every 30th video packet the first time it arrives (before SRTP, as
+    """aiortc loses every 20th video packet the first time it arrives (before SRTP, as
     the network would); its NACKs must bring each back from the edge's retransmission
     buffer, so every frame still decodes."""
     from aioice.ice import Connection
@@ -242,7 +242,7 @@ def test_lost_packets_are_resent_on_nack(edge_factory, camera_factory, viewers, 
             if len(data) > 12 and 128 <= data[0] < 192 and (data[1] & 0x7f) >= 96 \
                     and not 192 <= data[1] <= 223:
                 seq = int.from_bytes(data[2:4], "big")
-                if seq % 30 == 0 and seq not in dropped:
+                if seq % 20 == 0 and seq not in dropped:
                     dropped.add(seq)
                     continue
             return data
