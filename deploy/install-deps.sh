@@ -35,8 +35,9 @@ packages=(
 	libgstrtspserver-1.0-dev libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev
 	gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-ugly
 	gstreamer1.0-x ffmpeg
-	# make bench: h264parse (serving a pre-encoded clip)
-	gstreamer1.0-plugins-bad
+	# make bench: h264parse (serving a pre-encoded clip); interop tests of our RTP
+	# packetisers: x265enc (bad) and GStreamer's FFmpeg decoders (libav)
+	gstreamer1.0-plugins-bad gstreamer1.0-libav
 	# HTTP client for tests and examples; HTTP load generator and MQTT broker (the peer
 	# a node fleet is measured against) for make bench
 	curl wrk mosquitto

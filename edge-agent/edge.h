@@ -5,10 +5,16 @@
 #include <stdint.h>
 
 #include "cn_daemon.h"
+#include "cn_jwt.h"
 #include "edge_cameras.h"
 #include "edge_export.h"
 #include "edge_index.h"
 #include "edge_retention.h"
+
+/* Token scopes the edge grants: everything, or live view and playback of one camera
+ * (claims "cam" and "adepth", see docs/webrtc.md). */
+#define EDGE_SCOPE_ADMIN "edge:admin"
+#define EDGE_SCOPE_VIEW "edge:view"
 
 struct edge_conf {
 	struct cn_daemon_conf base;
@@ -59,6 +65,10 @@ struct edge {
 int edge_api_register(struct edge *e);
 /* Registers POST /push/<camera>, the camera alarm-server endpoint. */
 int edge_push_register(struct edge *e);
+/* 0 when the request carries a valid bearer token signed by the node key (claims, and
+ * the payload when asked for, filled in); otherwise fills a 401 problem and returns 1. */
+int edge_api_token(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp,
+		   struct cn_jwt_claims *c, cJSON **payload);
 /* 0 when the request carries a valid token with the admin scope; otherwise fills a
  * 401/403 problem into resp and returns 1. */
 int edge_api_authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp);

@@ -18,7 +18,6 @@
 #include "edge.h"
 #include "edge_uplink.h"
 
-#define ADMIN_SCOPE "edge:admin"
 #define ADMIN_TOKEN_DAYS 30
 #define DEFAULT_SPAN_MS (24LL * 3600 * 1000)
 #define GAP_TOLERANCE_MS 1500
@@ -35,7 +34,7 @@ int edge_api_write_admin_token(struct edge *e)
 	cn_strlcpy(c.iss, e->d->base->node_name, sizeof(c.iss));
 	cn_strlcpy(c.sub, "local-admin", sizeof(c.sub));
 	cn_strlcpy(c.tenant, "local", sizeof(c.tenant));
-	cn_strlcpy(c.scope, ADMIN_SCOPE, sizeof(c.scope));
+	cn_strlcpy(c.scope, EDGE_SCOPE_ADMIN, sizeof(c.scope));
 	cn_random_id(c.jti, sizeof(c.jti));
 	c.iat = now;
 	c.exp = now + ADMIN_TOKEN_DAYS * 86400;
@@ -52,9 +51,9 @@ out_free_tok:
 	return rc;
 }
 
-int edge_api_authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp)
+int edge_api_token(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp,
+		   struct cn_jwt_claims *c, cJSON **payload)
 {
-	struct cn_jwt_claims c;
 	char hdr[CN_JWT_MAX_TOKEN + 16], err[256];
 	int rc = cn_http_req_header(req, "authorization", hdr, sizeof(hdr));
 
@@ -66,15 +65,24 @@ int edge_api_authorize(struct edge *e, const struct cn_http_req *req, struct cn_
 		return 1;
 	}
 	rc = cn_jwt_verify(hdr + 7, strlen(hdr + 7), &e->d->node_key, 1, cn_time_wall_ms() / 1000, 30,
-			   &c, NULL, err, sizeof(err));
+			   c, payload, err, sizeof(err));
 	if (rc < 0) {
 		cn_http_problem(resp, 401, "Unauthorized", "%s", err);
 		cn_http_resp_header(resp, "www-authenticate",
 				    "Bearer realm=\"canopy-edge\", error=\"invalid_token\"");
 		return 1;
 	}
-	if (!cn_jwt_has_scope(&c, ADMIN_SCOPE)) {
-		cn_http_problem(resp, 403, "Forbidden", "token lacks scope '%s'", ADMIN_SCOPE);
+	return 0;
+}
+
+int edge_api_authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp)
+{
+	struct cn_jwt_claims c;
+
+	if (edge_api_token(e, req, resp, &c, NULL))
+		return 1;
+	if (!cn_jwt_has_scope(&c, EDGE_SCOPE_ADMIN)) {
+		cn_http_problem(resp, 403, "Forbidden", "token lacks scope '%s'", EDGE_SCOPE_ADMIN);
 		return 1;
 	}
 	return 0;

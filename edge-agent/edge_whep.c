@@ -25,8 +25,6 @@
 #include "edge_playback.h"
 #include "edge_subpull.h"
 
-#define VIEW_SCOPE "edge:view"
-#define ADMIN_SCOPE "edge:admin"
 #define BURST_BYTES_PER_TICK 25000 /* catch-up pacing: 20 Mbit/s in 10 ms ticks */
 #define BURST_TICK_MS 10
 #define BURST_MAX (EDGE_LIVE_GOP_FRAMES + 128)
@@ -101,7 +99,6 @@ struct edge_whep {
 	struct edge *e;
 	struct cn_dtls_cert *cert;
 	struct cn_wrtc_conf wconf;
-	char addresses[256];
 	char stun_ip[64], turn_ip[64];
 	GHashTable *sessions; /* id -> session */
 	GHashTable *subs;     /* camera id -> struct sub_entry: sub streams being pulled */
@@ -195,29 +192,24 @@ static bool content_type_is(const struct cn_http_req *req, const char *want)
 static int authorize_view(struct edge_whep *w, const struct cn_http_req *req,
 			  struct cn_http_resp *resp, const char *camera, int64_t *depth_s)
 {
-	struct edge *e = w->e;
 	struct cn_jwt_claims c;
 	cJSON *payload = NULL;
-	char hdr[CN_JWT_MAX_TOKEN + 16], err[256];
-	int rc = cn_http_req_header(req, "authorization", hdr, sizeof(hdr));
+	int rc;
 
-	if (rc < 0 || strncmp(hdr, "Bearer ", 7) != 0)
-		return reject(w, resp, REJ_UNAUTHORIZED, 401, "Unauthorized",
-			      rc == -ENOSPC ? "authorization header too long"
-					    : "a bearer token is required (Authorization: Bearer <token>)") + 1;
-	rc = cn_jwt_verify(hdr + 7, strlen(hdr + 7), &e->d->node_key, 1, cn_time_wall_ms() / 1000, 30,
-			   &c, &payload, err, sizeof(err));
-	if (rc < 0)
-		return reject(w, resp, REJ_UNAUTHORIZED, 401, "Unauthorized", "%s", err) + 1;
-	if (cn_jwt_has_scope(&c, ADMIN_SCOPE)) {
+	if (edge_api_token(w->e, req, resp, &c, &payload)) {
+		w->rejected[REJ_UNAUTHORIZED]++;
+		cors(resp);
+		return 1;
+	}
+	if (cn_jwt_has_scope(&c, EDGE_SCOPE_ADMIN)) {
 		*depth_s = -1;
 		cJSON_Delete(payload);
 		return 0;
 	}
-	if (!cn_jwt_has_scope(&c, VIEW_SCOPE)) {
+	if (!cn_jwt_has_scope(&c, EDGE_SCOPE_VIEW)) {
 		cJSON_Delete(payload);
 		return reject(w, resp, REJ_FORBIDDEN, 403, "Forbidden", "token lacks scope '%s'",
-			      VIEW_SCOPE) + 1;
+			      EDGE_SCOPE_VIEW) + 1;
 	}
 	const cJSON *cam = cJSON_GetObjectItemCaseSensitive(payload, "cam");
 	const cJSON *depth = cJSON_GetObjectItemCaseSensitive(payload, "adepth");
@@ -730,20 +722,32 @@ static int choose(struct whep_session *s, int *status, char *why, size_t cap)
 	return 0;
 }
 
+static const char *status_title(int status)
+{
+	return status == 406 ? "Not Acceptable" : status == 400 ? "Bad Request" : "Service Unavailable";
+}
+
+/* Picks the sections and formats to answer and starts the peer (gathering). 0, or the
+ * HTTP status of the refusal with the reason in err. */
+static int setup_peer(struct whep_session *s, char *err, size_t cap)
+{
+	int status = 0;
+
+	if (choose(s, &status, err, cap))
+		return status;
+	int rc = cn_wrtc_peer_new(g_main_context_default(), &s->w->wconf, s->w->cert,
+				  &s->offer->media[s->mline], &peer_events, s, &s->peer, err, cap);
+	return rc == 0 ? 0 : rc == -EINVAL ? 400 : 503;
+}
+
+/* The deferred form: refusals answer the waiting POST. */
 static void start_peer(struct whep_session *s)
 {
 	char err[300];
-	int status = 0, rc;
+	int status = setup_peer(s, err, sizeof(err));
 
-	if (choose(s, &status, err, sizeof(err))) {
-		answer_failed(s, status, status == 406 ? "Not Acceptable" : "Bad Request", "%s", err);
-		return;
-	}
-	rc = cn_wrtc_peer_new(g_main_context_default(), &s->w->wconf, s->w->cert,
-			      &s->offer->media[s->mline], &peer_events, s, &s->peer, err, sizeof(err));
-	if (rc < 0)
-		answer_failed(s, rc == -EINVAL ? 400 : 503, rc == -EINVAL ? "Bad Request" : "Service Unavailable",
-			      "%s", err);
+	if (status)
+		answer_failed(s, status, status_title(status), "%s", err);
 }
 
 /* A sub stream being connected on demand: the answer waits for its first keyframe. */
@@ -943,19 +947,12 @@ static int post_whep(const struct cn_http_req *req, struct cn_http_resp *resp, v
 			return CN_HTTP_DEFER;
 		}
 		s->info = info;
-		int status = 0;
-		if (choose(s, &status, err, sizeof(err))) {
+		int status = setup_peer(s, err, sizeof(err));
+		if (status) {
 			session_free(s);
-			return reject(w, resp, status == 406 ? REJ_CODEC : REJ_BAD_REQUEST, status,
-				      status == 406 ? "Not Acceptable" : "Bad Request", "%s", err);
-		}
-		rc = cn_wrtc_peer_new(g_main_context_default(), &w->wconf, w->cert,
-				      &s->offer->media[s->mline], &peer_events, s, &s->peer, err, sizeof(err));
-		if (rc < 0) {
-			session_free(s);
-			return reject(w, resp, rc == -EINVAL ? REJ_BAD_REQUEST : REJ_UNAVAILABLE,
-				      rc == -EINVAL ? 400 : 503,
-				      rc == -EINVAL ? "Bad Request" : "Service Unavailable", "%s", err);
+			return reject(w, resp, status == 406 ? REJ_CODEC : status == 400 ? REJ_BAD_REQUEST
+										 : REJ_UNAVAILABLE,
+				      status, status_title(status), "%s", err);
 		}
 	} else {
 		struct edge_playback_cb cb = { pb_info, pb_frame, pb_end, s };
@@ -1091,7 +1088,7 @@ static int post_viewer_token(const struct cn_http_req *req, struct cn_http_resp 
 	cn_strlcpy(c.iss, e->d->base->node_name, sizeof(c.iss));
 	cn_strlcpy(c.sub, "viewer", sizeof(c.sub));
 	cn_strlcpy(c.tenant, "local", sizeof(c.tenant));
-	cn_strlcpy(c.scope, VIEW_SCOPE, sizeof(c.scope));
+	cn_strlcpy(c.scope, EDGE_SCOPE_VIEW, sizeof(c.scope));
 	cn_random_id(c.jti, sizeof(c.jti));
 	c.iat = now;
 	c.exp = now + ttl;
@@ -1263,8 +1260,7 @@ int edge_whep_start(struct edge *e, struct edge_whep **out)
 	w->wconf.turn_user = e->conf->webrtc_turn_user;
 	w->wconf.turn_password = e->conf->webrtc_turn_password;
 	w->wconf.relay_only = e->conf->webrtc_relay_only;
-	cn_strlcpy(w->addresses, e->conf->webrtc_addresses, sizeof(w->addresses));
-	w->wconf.addresses = w->addresses;
+	w->wconf.addresses = e->conf->webrtc_addresses;
 	w->wconf.timeout_ms = e->conf->whep_session_timeout;
 	w->wconf.port_min = (int)e->conf->webrtc_port_min;
 	w->wconf.port_max = (int)e->conf->webrtc_port_max;

@@ -65,7 +65,6 @@ struct cn_wrtc_peer {
 	guint gather_deadline;
 	bool gathered; /* told the owner (once) */
 	char close_reason[200];
-	uint32_t rtcp_ssrc; /* sender SSRC of our feedback-free RTCP when no track exists */
 };
 
 const char *cn_wrtc_state_name(enum cn_wrtc_state s)
@@ -580,7 +579,6 @@ int cn_wrtc_peer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
 		cn_wrtc_add_candidate(p, m->candidates[i], NULL, 0);
 	if (m->end_of_candidates)
 		cn_wrtc_end_of_candidates(p);
-	cn_random_bytes(&p->rtcp_ssrc, sizeof(p->rtcp_ssrc));
 	GSource *s = g_timeout_source_new(RTCP_INTERVAL_MS);
 	g_source_set_callback(s, tick_cb, p, NULL);
 	p->tick = g_source_attach(s, ctx);

@@ -11,6 +11,9 @@ extern int cn_test_failures;
 
 void cn_test_fail(const char *file, int line, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
+/* Reads tests/unit/data/<name> (run from the repository root); NULL, and a failure
+ * recorded, when it cannot. The caller frees. */
+uint8_t *cn_test_load(const char *name, size_t *len);
 
 #define CHECK(cond)                                                          \
 	do {                                                                 \

@@ -59,37 +59,6 @@ static const struct fixture fixtures[] = {
 
 #define NFIXTURES (sizeof(fixtures) / sizeof(fixtures[0]))
 
-/* Tests run from the repository root, and __FILE__ is the path make compiled us by. */
-static uint8_t *load(const char *name, size_t *len)
-{
-	char path[512];
-	const char *slash = strrchr(__FILE__, '/');
-	int dir = slash ? (int)(slash - __FILE__) : 1;
-	uint8_t *buf = NULL;
-	long n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%.*s/data/%s", dir, slash ? __FILE__ : ".", name);
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		cn_test_fail(__FILE__, __LINE__, "cannot open %s (run from the repo root)", path);
-		return NULL;
-	}
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0)
-		goto out_close;
-	buf = malloc((size_t)n);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	*len = (size_t)n;
-out_close:
-	fclose(f);
-	if (buf == NULL)
-		cn_test_fail(__FILE__, __LINE__, "cannot read %s", path);
-	return buf;
-}
-
 /* Top-level boxes of a whole, well-formed file. */
 struct top {
 	uint32_t type;
@@ -202,7 +171,7 @@ TEST(mp4_fixtures_parse)
 		struct top tops[16];
 		int ntop, nmoof = 0, nfr;
 		size_t len = 0;
-		uint8_t *buf = load(fx->name, &len);
+		uint8_t *buf = cn_test_load(fx->name, &len);
 
 		if (buf == NULL)
 			continue;
@@ -302,7 +271,7 @@ TEST(mp4_walk_fixtures)
 		uint64_t off;
 		size_t rlen;
 		int ntop, rc;
-		uint8_t *buf = load(fx->name, &len);
+		uint8_t *buf = cn_test_load(fx->name, &len);
 
 		if (buf == NULL)
 			continue;
@@ -901,7 +870,7 @@ TEST(mp4_walk_hostile)
 	uint64_t off;
 	size_t rlen;
 	int ntop;
-	uint8_t *buf = load("frag-h264.mp4", &len);
+	uint8_t *buf = cn_test_load("frag-h264.mp4", &len);
 
 	if (buf == NULL)
 		return;
@@ -1051,7 +1020,7 @@ TEST(mp4_mutations)
 		struct top tops[16];
 		size_t len = 0, lo, hi;
 		int ntop, n, rc;
-		uint8_t *buf = load(fixtures[fi].name, &len);
+		uint8_t *buf = cn_test_load(fixtures[fi].name, &len);
 
 		if (buf == NULL)
 			continue;

@@ -27,37 +27,6 @@ static uint32_t get_be32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-/* Tests run from the repository root, and __FILE__ is the path make compiled us by. */
-static uint8_t *load(const char *name, size_t *len)
-{
-	char path[512];
-	const char *slash = strrchr(__FILE__, '/');
-	int dir = slash ? (int)(slash - __FILE__) : 1;
-	uint8_t *buf = NULL;
-	long n;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%.*s/data/%s", dir, slash ? __FILE__ : ".", name);
-	f = fopen(path, "rb");
-	if (f == NULL) {
-		cn_test_fail(__FILE__, __LINE__, "cannot open %s (run from the repo root)", path);
-		return NULL;
-	}
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) <= 0 || fseek(f, 0, SEEK_SET) != 0)
-		goto out_close;
-	buf = malloc((size_t)n);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-		free(buf);
-		buf = NULL;
-	}
-	*len = (size_t)n;
-out_close:
-	fclose(f);
-	if (buf == NULL)
-		cn_test_fail(__FILE__, __LINE__, "cannot read %s", path);
-	return buf;
-}
-
 /* ---- a real stream: the decoder record and the first access unit of an MP4 ---- */
 
 struct sample_au {
@@ -88,7 +57,7 @@ static bool load_sample(const char *name, bool h265, struct sample_au *s)
 	bool seen_slice = false;
 
 	memset(s, 0, sizeof(*s));
-	if ((s->file = load(name, &len)) == NULL)
+	if ((s->file = cn_test_load(name, &len)) == NULL)
 		return false;
 	for (size_t i = 4; i + 4 <= len; i++) {
 		if (memcmp(s->file + i, tag, 4) == 0) {
