@@ -38,6 +38,8 @@ packages=(
 	# make bench: h264parse (serving a pre-encoded clip); interop tests of our RTP
 	# packetisers: x265enc (bad) and GStreamer's FFmpeg decoders (libav)
 	gstreamer1.0-plugins-bad gstreamer1.0-libav
+	# GStreamer from Python (the interop test's decoder) and gst-launch (Janus's feeder)
+	python3-gi gir1.2-gstreamer-1.0 gstreamer1.0-tools
 	# HTTP client for tests and examples; HTTP load generator and MQTT broker (the peer
 	# a node fleet is measured against) for make bench
 	curl wrk mosquitto
