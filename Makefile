@@ -19,8 +19,8 @@ PKGS := glib-2.0 libwebsockets openssl libcjson expat libargon2 nice libsrtp2
 # The edge also records and analyses video (FFmpeg), keeps its index in SQLite and talks
 # to analytics workers over nanomsg.
 EDGE_PKGS := libavformat libavcodec libavutil libswscale sqlite3 nanomsg
-# Central keeps its state in PostgreSQL.
-CENTRAL_PKGS := libpq
+# Central keeps its state in PostgreSQL and delivers webhooks with libcurl (multi interface).
+CENTRAL_PKGS := libpq libcurl
 TESTCAM_PKGS := gstreamer-rtsp-server-1.0 gstreamer-1.0 gstreamer-video-1.0
 COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 

@@ -14,6 +14,9 @@ struct central_conf {
 	char *db;
 	int64_t db_pool;
 	int64_t db_queue;
+	int64_t alarm_tick;             /* ms */
+	int64_t events_retention;       /* ms: events and closed alarms */
+	int64_t delivery_log_retention; /* ms: webhook delivery log */
 	int64_t access_token_ttl;  /* ms, like every duration */
 	int64_t refresh_token_ttl;
 	int64_t session_idle;
@@ -24,12 +27,23 @@ struct central_conf {
 	int64_t config_recheck;
 	int64_t clock_warn_ms;
 	int64_t enrol_token_ttl;
+	int64_t webhook_timeout;      /* ms */
+	int64_t webhook_retry_window; /* ms */
+	int64_t webhook_backoff_min;  /* ms */
+	int64_t webhook_backoff_max;  /* ms */
+	int64_t webhook_lease;        /* ms */
+	int64_t webhook_max_queue;
+	char *webhook_ca;
 	char *bootstrap_password_file;
 	bool tls;
 	char *tls_names;
 	char *parent_url;
 	char *parent_ca;
 	char *parent_enrol_token;
+	int64_t stream_max_clients;
+	int64_t stream_replay_max;
+	int64_t stream_replay_age; /* ms */
+	int64_t feed_retention;    /* ms */
 };
 
 struct central {
@@ -42,6 +56,9 @@ struct central {
 	char instance_id[40];
 	struct central_uplink *uplink; /* children's links held by this instance */
 	struct central_parent *parent; /* our own link to a parent central, if any */
+	struct central_webhook *webhook; /* webhook delivery engine */
+	struct central_stream *stream; /* live alarm stream clients on this instance */
+	struct central_alarms *alarms; /* alarm timers and retention */
 	/* TLS: the node CA (PEM) and the files the listener uses */
 	struct cn_http_tls tls;
 	char *ca_pem;

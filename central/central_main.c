@@ -5,12 +5,15 @@
 #include <string.h>
 
 #include "central.h"
+#include "central_alarms.h"
 #include "central_api.h"
 #include "central_auth.h"
 #include "central_bootstrap.h"
 #include "central_migrations.h"
+#include "central_stream.h"
 #include "central_tls.h"
 #include "central_uplink.h"
+#include "central_webhook.h"
 #include "cn_crypto.h"
 #include "cn_daemon.h"
 #include "cn_err.h"
@@ -27,6 +30,15 @@ static const struct cn_conf_directive central_directives[] = {
 	  "database connections (worker threads) of this instance" },
 	{ "db_queue", CN_CONF_INT, C(db_queue), 16, 100000, "1024", NULL,
 	  "database jobs that may wait; more are answered 503" },
+	{ "alarm_tick", CN_CONF_DURATION, C(alarm_tick), 100, (60) * 1000LL, "1s", NULL,
+	  "how often alarm timers run: missed after the processing time, automatic "
+	  "acknowledgement, escalation to the next level" },
+	{ "events_retention", CN_CONF_DURATION, C(events_retention), (3600) * 1000LL,
+	  (3650LL * 86400) * 1000LL, "90d", NULL,
+	  "events and handled alarms older than this are deleted (open alarms are kept)" },
+	{ "delivery_log_retention", CN_CONF_DURATION, C(delivery_log_retention), (3600) * 1000LL,
+	  (365LL * 86400) * 1000LL, "14d", NULL,
+	  "webhook delivery attempts are logged this long" },
 	{ "access_token_ttl", CN_CONF_DURATION, C(access_token_ttl), (60) * 1000LL, (86400) * 1000LL, "15m", NULL,
 	  "lifetime of access tokens" },
 	{ "refresh_token_ttl", CN_CONF_DURATION, C(refresh_token_ttl), (300) * 1000LL, (365 * 86400) * 1000LL, "30d", NULL,
@@ -47,6 +59,22 @@ static const struct cn_conf_directive central_directives[] = {
 	  "a node clock further off than this raises a warning event" },
 	{ "enrol_token_ttl", CN_CONF_DURATION, C(enrol_token_ttl), (60) * 1000LL, (30 * 86400) * 1000LL, "24h", NULL,
 	  "default lifetime of an enrolment token" },
+	{ "webhook_timeout", CN_CONF_DURATION, C(webhook_timeout), 100, (300) * 1000LL, "10s", NULL,
+	  "a webhook receiver that has not answered in this long has failed the attempt" },
+	{ "webhook_retry_window", CN_CONF_DURATION, C(webhook_retry_window), 100,
+	  (30LL * 86400) * 1000LL, "24h", NULL,
+	  "a webhook message failing for this long (from queueing or replay) becomes a dead letter" },
+	{ "webhook_backoff_min", CN_CONF_DURATION, C(webhook_backoff_min), 10, (3600) * 1000LL, "1s", NULL,
+	  "wait before the first retry; it doubles per attempt (with +-20% jitter)" },
+	{ "webhook_backoff_max", CN_CONF_DURATION, C(webhook_backoff_max), 10, (86400) * 1000LL, "1h", NULL,
+	  "longest wait between two attempts" },
+	{ "webhook_lease", CN_CONF_DURATION, C(webhook_lease), (2) * 1000LL, (3600) * 1000LL, "30s", NULL,
+	  "how long a claimed message is this instance's alone (renewed while held); must exceed "
+	  "webhook_timeout by 2 s; another instance takes it over after a crash once it runs out" },
+	{ "webhook_max_queue", CN_CONF_INT, C(webhook_max_queue), 100, 1000000, "20000", NULL,
+	  "webhook messages this instance holds in memory; the rest wait in the outbox" },
+	{ "webhook_ca", CN_CONF_STRING, C(webhook_ca), 0, 1024, "", NULL,
+	  "CA certificates (PEM file) https webhook receivers must chain to (empty: the system's)" },
 	{ "bootstrap_password_file", CN_CONF_STRING, C(bootstrap_password_file), 0, 1024, "", NULL,
 	  "file holding the first administrator's password (else random, written to data_dir)" },
 	{ "tls", CN_CONF_BOOL, C(tls), 0, 0, "true", NULL,
@@ -60,6 +88,16 @@ static const struct cn_conf_directive central_directives[] = {
 	  "the parent's CA certificate (PEM file) that its TLS certificate must chain to" },
 	{ "parent_enrol_token", CN_CONF_STRING, C(parent_enrol_token), 0, 128, "", NULL,
 	  "one-time enrolment token from the parent (used once; the node key is kept)" },
+	{ "stream_max_clients", CN_CONF_INT, C(stream_max_clients), 1, 100000, "1000", NULL,
+	  "live stream (/api/v1/stream) connections this instance holds; more are closed with 4503" },
+	{ "stream_replay_max", CN_CONF_INT, C(stream_replay_max), 1, 100000, "10000", NULL,
+	  "most missed messages replayed to a client resuming from a cursor; more: it must reload" },
+	{ "stream_replay_age", CN_CONF_DURATION, C(stream_replay_age), (60) * 1000LL,
+	  (30LL * 86400) * 1000LL, "24h", NULL,
+	  "a resuming client that missed messages older than this must reload instead" },
+	{ "feed_retention", CN_CONF_DURATION, C(feed_retention), (60) * 1000LL,
+	  (365LL * 86400) * 1000LL, "7d", NULL,
+	  "live stream messages are kept this long for resuming clients, then deleted" },
 };
 
 /* Before the listener: the database (schema, shared secrets, first admin) and TLS. */
@@ -85,6 +123,8 @@ static int central_prepare(struct cn_daemon *d)
 	rc = central_migrate(pg, &from, &to, err, sizeof(err));
 	if (rc == 0)
 		rc = central_bootstrap(pg, c, err, sizeof(err));
+	if (rc == 0)
+		rc = central_alarms_prepare(pg, c, err, sizeof(err));
 	if (rc == 0 && conf->tls)
 		rc = central_tls_prepare(pg, c, err, sizeof(err));
 	PQfinish(pg);
@@ -105,7 +145,10 @@ static int central_start(struct cn_daemon *d)
 		return rc;
 	if ((rc = central_db_open(&d->loop, c->conf->db, (int)c->conf->db_pool,
 				  (size_t)c->conf->db_queue, &c->db)) < 0 ||
-	    (rc = central_api_init(c)) < 0 || (rc = central_uplink_start(c)) < 0)
+	    (rc = central_api_init(c)) < 0 || (rc = central_uplink_start(c)) < 0 ||
+	    (rc = central_webhook_start(c)) < 0 ||
+	    (rc = central_stream_start(c)) < 0 ||
+	    (rc = central_alarms_start(c)) < 0)
 		return rc;
 	if (c->conf->parent_url[0] && (rc = central_parent_start(c)) < 0)
 		return rc;
@@ -121,9 +164,15 @@ static void central_stop(struct cn_daemon *d)
 	/* Timers off and jobs orphaned first: closing the pool completes them. */
 	central_parent_quiesce(c);
 	central_uplink_quiesce(c);
+	central_stream_quiesce(c);
+	central_alarms_quiesce(c);
+	central_webhook_quiesce(c);
 	central_db_close(c->db);
 	central_parent_stop(c);
 	central_uplink_stop(c);
+	central_stream_stop(c);
+	central_alarms_stop(c);
+	central_webhook_stop(c);
 	free(c->ca_pem);
 	cn_ed25519_free(c->sign_key);
 	free(c);

@@ -6,6 +6,7 @@
 #include "central.h"
 #include "central_api.h"
 #include "central_auth.h"
+#include "cn_webhook.h"
 #include "cn_x509.h"
 #include "edge_camcfg.h"
 
@@ -26,6 +27,53 @@ static const struct cn_field refresh_body[] = {
 	{ NULL },
 };
 static const struct cn_field page_query[] = { PAGE, { NULL } };
+
+static const struct cn_field event_query[] = {
+	PAGE,
+	{ "site_id", CN_F_UUID, 0, 0, false },
+	{ "camera_id", CN_F_UUID, 0, 0, false },
+	{ "node_id", CN_F_UUID, 0, 0, false },
+	{ "type", CN_F_STR, 1, 64, false },
+	{ "since", CN_F_TIME, 0, 0, false },
+	{ "until", CN_F_TIME, 0, 0, false },
+	{ NULL },
+};
+static const struct cn_field alarm_query[] = {
+	PAGE,
+	{ "state", CN_F_STR, 1, 8, false },
+	{ "site_id", CN_F_UUID, 0, 0, false },
+	{ "camera_id", CN_F_UUID, 0, 0, false },
+	{ "type", CN_F_STR, 1, 64, false },
+	{ "min_severity", CN_F_INT, 1, 5, false },
+	{ "since", CN_F_TIME, 0, 0, false },
+	{ "until", CN_F_TIME, 0, 0, false },
+	{ NULL },
+};
+static const struct cn_field alarm_transition[] = {
+	{ "state", CN_F_STR, 5, 8, true },
+	{ "comment", CN_F_STR, 0, 1000, false },
+	{ NULL },
+};
+static const struct cn_field rule_body[] = {
+	{ "name", CN_F_STR, 1, 128, true },
+	{ "site_id", CN_F_UUIDN, 0, 0, false },
+	{ "camera_id", CN_F_UUIDN, 0, 0, false },
+	{ "event_types", CN_F_STRARR, 1, 64, true },
+	{ "severity", CN_F_INT, 1, 5, false },
+	{ "schedule", CN_F_ARR, 0, 50, false },
+	{ "processing_s", CN_F_INT, 1, 604800, false },
+	{ "comment_required", CN_F_BOOL, 0, 0, false },
+	{ "auto_ack_s", CN_F_INT, 1, 604800, false },
+	{ "policy_id", CN_F_UUIDN, 0, 0, false },
+	{ "enabled", CN_F_BOOL, 0, 0, false },
+	{ NULL },
+};
+static const struct cn_field policy_body[] = {
+	{ "name", CN_F_STR, 1, 128, true },
+	{ "levels", CN_F_ARR, 1, 10, true },
+	{ NULL },
+};
+
 
 static const struct cn_field tenant_create[] = {
 	{ "name", CN_F_STR, 1, 128, true },
@@ -257,6 +305,43 @@ static int ca_certificate(PGconn *pg, struct api_call *call)
 	return rc;
 }
 
+static const struct cn_field webhook_body[] = {
+	{ "name", CN_F_STR, 1, 128, true },
+	{ "url", CN_F_STR, 1, 2048, true },
+	{ "types", CN_F_STRARR, 1, 128, true },
+	{ "site_id", CN_F_UUIDN, 0, 0, false },
+	{ "min_severity", CN_F_INT, 0, 5, false },
+	{ "max_in_flight", CN_F_INT, 1, 256, false },
+	{ "enabled", CN_F_BOOL, 0, 0, false },
+	{ NULL },
+};
+static const struct cn_field webhook_delivery_query[] = {
+	PAGE,
+	{ "msg_id", CN_F_STR, 1, 256, false },
+	{ NULL },
+};
+static const struct cn_field webhook_replay_body[] = { { "ids", CN_F_STRARR, 1, 256, false }, { NULL } };
+
+/* Central signs with a subscription's secret, so the database keeps it (not a hash); the
+ * answer shows it this once. */
+static int prepare_webhook_secret(PGconn *pg, struct api_call *call)
+{
+	char secret[CN_WEBHOOK_SECRET_LEN];
+	int rc;
+
+	(void)pg;
+	if ((rc = cn_webhook_secret_new(secret, sizeof(secret))) < 0)
+		return rc;
+	if (!(call->extra[0] = strdup(secret)) || !(call->post_secret = strdup(secret)))
+		return -ENOMEM;
+	return 0;
+}
+
+static int post_webhook_secret(struct api_call *call, cJSON *body)
+{
+	return cJSON_AddStringToObject(body, "secret", call->post_secret) ? 0 : -ENOMEM;
+}
+
 #define V1 "/api/v1"
 
 const struct api_op central_ops[] = {
@@ -321,6 +406,46 @@ const struct api_op central_ops[] = {
 	{ CN_HTTP_GET, V1 "/node-events", "sites.read", NULL, NULL, node_event_query,
 	  CALL("api_node_events_list"), false, NULL, NULL, NULL,
 	  "node events raised by central (offline, online, clock skew, revoked)" },
+
+	{ CN_HTTP_GET, V1 "/events", "events.read", NULL, NULL, event_query, CALL("api_events_list"),
+	  false, NULL, NULL, NULL,
+	  "events from the nodes, newest first: by site subtree, camera, node, type and time, "
+	  "within your grants and archive depth" },
+	{ CN_HTTP_GET, V1 "/alarms", "events.read", NULL, NULL, alarm_query, CALL("api_alarms_list"),
+	  false, NULL, NULL, NULL,
+	  "alarms, newest first: by state (open = new or missed), site subtree, camera, type, "
+	  "severity and time" },
+	{ CN_HTTP_GET, V1 "/alarms/{id}", "events.read", NULL, NULL, NULL, CALL("api_alarms_get"),
+	  false, NULL, NULL, NULL, "an alarm with its history of transitions" },
+	{ CN_HTTP_POST, V1 "/alarms/{id}/state", "alarms.handle", "alarm.transition",
+	  alarm_transition, NULL, CALL("api_alarms_transition"), false, NULL, NULL, NULL,
+	  "handle an alarm: accepted, false or ignored (from new or missed), then resolved" },
+	{ CN_HTTP_GET, V1 "/alarm-rules", "events.read", NULL, NULL, page_query,
+	  CALL("api_rules_list"), false, NULL, NULL, NULL, "list alarm rules" },
+	{ CN_HTTP_POST, V1 "/alarm-rules", "alarms.configure", "alarm_rule.create", rule_body, NULL,
+	  CALL("api_rules_create"), false, NULL, NULL, NULL,
+	  "create an alarm rule: which events raise an alarm where, its severity, guard schedule, "
+	  "processing time and escalation policy" },
+	{ CN_HTTP_GET, V1 "/alarm-rules/{id}", "events.read", NULL, NULL, NULL, CALL("api_rules_get"),
+	  false, NULL, NULL, NULL, "get an alarm rule" },
+	{ CN_HTTP_PATCH, V1 "/alarm-rules/{id}", "alarms.configure", "alarm_rule.update", rule_body,
+	  NULL, CALL("api_rules_update"), false, NULL, NULL, NULL, "change an alarm rule" },
+	{ CN_HTTP_DELETE, V1 "/alarm-rules/{id}", "alarms.configure", "alarm_rule.delete", NULL, NULL,
+	  CALL("api_rules_delete"), false, NULL, NULL, NULL,
+	  "delete an alarm rule (its alarms stay)" },
+	{ CN_HTTP_GET, V1 "/escalation-policies", "events.read", NULL, NULL, page_query,
+	  CALL("api_policies_list"), false, NULL, NULL, NULL, "list escalation policies" },
+	{ CN_HTTP_POST, V1 "/escalation-policies", "alarms.configure", "escalation_policy.create",
+	  policy_body, NULL, CALL("api_policies_create"), false, NULL, NULL, NULL,
+	  "create an escalation policy: ordered levels, each with whom to notify and a timeout" },
+	{ CN_HTTP_GET, V1 "/escalation-policies/{id}", "events.read", NULL, NULL, NULL,
+	  CALL("api_policies_get"), false, NULL, NULL, NULL, "get an escalation policy" },
+	{ CN_HTTP_PATCH, V1 "/escalation-policies/{id}", "alarms.configure",
+	  "escalation_policy.update", policy_body, NULL, CALL("api_policies_update"), false, NULL,
+	  NULL, NULL, "change an escalation policy (alarms already raised follow the new levels)" },
+	{ CN_HTTP_DELETE, V1 "/escalation-policies/{id}", "alarms.configure",
+	  "escalation_policy.delete", NULL, NULL, CALL("api_policies_delete"), false, NULL, NULL,
+	  NULL, "delete an escalation policy no rule uses" },
 
 	{ CN_HTTP_GET, V1 "/cameras", "cameras.read", NULL, NULL, camera_query,
 	  CALL("api_cameras_list"), false, NULL, NULL, NULL,
@@ -387,6 +512,38 @@ const struct api_op central_ops[] = {
 	{ CN_HTTP_DELETE, V1 "/sessions/{id}", "users.write", "session.revoke", NULL, NULL,
 	  CALL("api_sessions_delete"), false, prepare_session, NULL, NULL,
 	  "end a session: its refresh token stops working and its access tokens are refused" },
+
+	{ CN_HTTP_GET, V1 "/webhooks", "webhooks.manage", NULL, NULL, page_query,
+	  CALL("api_webhooks_list"), false, NULL, NULL, NULL,
+	  "list webhook subscriptions with their state, pending and dead counts" },
+	{ CN_HTTP_POST, V1 "/webhooks", "webhooks.manage", "webhook.create", webhook_body, NULL,
+	  CALL("api_webhooks_create"), false, prepare_webhook_secret, post_webhook_secret, NULL,
+	  "subscribe a URL to alarm and event messages (the signing secret is shown once)" },
+	{ CN_HTTP_GET, V1 "/webhooks/{id}", "webhooks.manage", NULL, NULL, NULL,
+	  CALL("api_webhooks_get"), false, NULL, NULL, NULL,
+	  "get a webhook subscription: state, why it was disabled, pending and dead counts, last delivery" },
+	{ CN_HTTP_PATCH, V1 "/webhooks/{id}", "webhooks.manage", "webhook.update", webhook_body, NULL,
+	  CALL("api_webhooks_update"), false, NULL, NULL, NULL,
+	  "change a webhook subscription; enabled=true re-enables a disabled one" },
+	{ CN_HTTP_DELETE, V1 "/webhooks/{id}", "webhooks.manage", "webhook.delete", NULL, NULL,
+	  CALL("api_webhooks_delete"), false, NULL, NULL, NULL,
+	  "delete a webhook subscription with its pending messages, dead letters and log" },
+	{ CN_HTTP_POST, V1 "/webhooks/{id}/rotate-secret", "webhooks.manage", "webhook.rotate_secret",
+	  NULL, NULL, CALL("api_webhooks_rotate"), false, prepare_webhook_secret,
+	  post_webhook_secret, NULL,
+	  "replace the signing secret (shown once); the old one also signs for 24 hours" },
+	{ CN_HTTP_GET, V1 "/webhooks/{id}/deliveries", "webhooks.manage", NULL, NULL,
+	  webhook_delivery_query, CALL("api_webhooks_deliveries"), false, NULL, NULL, NULL,
+	  "the delivery log: every attempt with its status, latency and error, newest first" },
+	{ CN_HTTP_GET, V1 "/webhooks/{id}/dead-letters", "webhooks.manage", NULL, NULL, page_query,
+	  CALL("api_webhooks_dead_letters"), false, NULL, NULL, NULL,
+	  "messages that failed for the whole retry window or were stopped by 410 Gone" },
+	{ CN_HTTP_POST, V1 "/webhooks/{id}/dead-letters/replay", "webhooks.manage", "webhook.replay",
+	  webhook_replay_body, NULL, CALL("api_webhooks_replay"), false, NULL, NULL, NULL,
+	  "requeue dead letters (all, or those named) with their webhook-id and body unchanged" },
+	{ CN_HTTP_POST, V1 "/webhooks/{id}/test", "webhooks.manage", "webhook.test", NULL, NULL,
+	  CALL("api_webhooks_test"), false, NULL, NULL, NULL,
+	  "queue a webhook.test message to this subscription" },
 
 	{ CN_HTTP_GET, V1 "/audit", "audit.read", NULL, NULL, audit_query, CALL("api_audit_list"),
 	  false, NULL, NULL, NULL, "the audit log: every change and every login, newest first" },

@@ -8,6 +8,7 @@
 
 #include <glib-unix.h>
 
+#include "central_alarms.h"
 #include "central_auth.h"
 #include "central_db.h"
 #include "cn_base64.h"
@@ -43,6 +44,8 @@ struct link {
 	char peer[64];
 	int64_t sent_version; /* configuration version pushed last; -1 none */
 	bool counted;         /* in m_links */
+	bool down_busy;       /* child central: alarm states sent, ack awaited (or reading) */
+	bool down_again;      /* more were queued meanwhile */
 };
 
 struct central_uplink {
@@ -73,6 +76,12 @@ static struct cn_metric m_configs = CN_METRIC_INIT(
 	"configuration documents pushed to children");
 static struct cn_metric m_events = CN_METRIC_INIT(
 	"canopy_central_uplink_events_total", CN_METRIC_COUNTER, "events received from children");
+static struct cn_metric m_alarms_in = CN_METRIC_INIT(
+	"canopy_central_uplink_alarms_received_total", CN_METRIC_COUNTER,
+	"alarms (and their changes) forwarded by child centrals");
+static struct cn_metric m_alarm_states_out = CN_METRIC_INIT(
+	"canopy_central_uplink_alarm_states_sent_total", CN_METRIC_COUNTER,
+	"alarm state changes made here sent down to the child central that forwarded the alarm");
 static struct cn_metric m_offline = CN_METRIC_INIT(
 	"canopy_central_nodes_marked_offline_total", CN_METRIC_COUNTER,
 	"nodes this instance marked offline after the silence window");
@@ -280,6 +289,165 @@ static void push_config(struct link *l)
 		ljob_submit(l->u, j);
 }
 
+/* -- alarms shared with a child central: its alarms come up, our changes go down -- */
+
+static int run_down_read(PGconn *pg, struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	const char *p[1] = { j->node_id };
+	PGresult *r;
+	int rc;
+
+	if ((rc = central_db_exec(pg,
+				  "SELECT coalesce(max(seq), 0), coalesce(json_agg(body ORDER BY seq), '[]')"
+				  " FROM (SELECT seq, body FROM child_outbox WHERE node_id = $1"
+				  " ORDER BY seq LIMIT 100) x",
+				  1, p, &r, job->err, sizeof(job->err))) < 0)
+		return rc;
+	j->num = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	j->text = strdup(PQgetvalue(r, 0, 1));
+	PQclear(r);
+	return j->text ? 0 : -ENOMEM;
+}
+
+static void drain_down(struct link *l);
+static void done_log(struct central_job *job);
+
+static void done_down_read(struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	struct link *l = ljob_link(j);
+	cJSON *items = NULL, *b;
+
+	if (!l) {
+		ljob_free(j);
+		return;
+	}
+	if (job->rc < 0 || j->num == 0 ||
+	    cn_json_parse(j->text, strlen(j->text), MAX_MSG, 16, &items) < 0 ||
+	    !(b = cJSON_CreateObject())) {
+		if (job->rc < 0 && job->rc != -ECANCELED)
+			cn_log_warn("uplink", "alarm states for %s not read: %s", l->name, job->err);
+		cJSON_Delete(items);
+		l->down_busy = false;
+		if (l->down_again && job->rc == 0 && j->num) {
+			l->down_again = false;
+			drain_down(l);
+		}
+		ljob_free(j);
+		return;
+	}
+	cn_metric_add(&m_alarm_states_out, cJSON_GetArraySize(items));
+	cn_json_add_i64(b, "seq", j->num);
+	cJSON_AddItemToObject(b, "items", items);
+	/* Stays busy until the child acknowledges (a lost link starts over with a new one). */
+	if (link_send(l, "alarms.state", b) < 0)
+		l->down_busy = false;
+	ljob_free(j);
+}
+
+static void drain_down(struct link *l)
+{
+	struct ljob *j;
+
+	if (l->down_busy) {
+		l->down_again = true;
+		return;
+	}
+	if (!(j = ljob_new(l, run_down_read, done_down_read)))
+		return;
+	l->down_busy = true;
+	l->down_again = false;
+	ljob_submit(l->u, j);
+}
+
+static int run_down_ack(PGconn *pg, struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	char v[24];
+	const char *p[2] = { j->node_id, v };
+
+	snprintf(v, sizeof(v), "%lld", (long long)j->num);
+	return central_db_run(pg, "DELETE FROM child_outbox WHERE node_id = $1 AND seq <= $2::bigint",
+			      2, p, job->err, sizeof(job->err));
+}
+
+static void done_down_ack(struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	struct link *l = ljob_link(j);
+
+	if (l) {
+		l->down_busy = false;
+		drain_down(l); /* the next batch, if any */
+	}
+	ljob_free(j);
+}
+
+static int run_alarms_in(PGconn *pg, struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	const char *p[2] = { j->node_id, j->text };
+
+	return central_db_run(pg, "SELECT uplink_alarms($1, $2::jsonb)", 2, p, job->err,
+			      sizeof(job->err));
+}
+
+static void done_alarms_in(struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	struct link *l = ljob_link(j);
+	cJSON *b;
+
+	if (job->rc < 0) {
+		done_log(job);
+		return;
+	}
+	/* Acked once stored: the child keeps them until then. */
+	if (l && (b = cJSON_CreateObject())) {
+		cn_json_add_i64(b, "seq", j->num);
+		link_send(l, "alarms.ack", b);
+	}
+	central_alarms_kick(j->u->c);
+	ljob_free(j);
+}
+
+static void handle_alarm_links(struct link *l, const struct cn_envelope *env)
+{
+	const cJSON *items = cJSON_GetObjectItemCaseSensitive(env->body, "items");
+	struct ljob *j;
+	int64_t seq;
+
+	if (strcmp(l->kind, "central") != 0) {
+		link_bad(l, "only a child central shares alarms");
+		return;
+	}
+	if (cn_json_get_i64(env->body, "seq", 1, CN_JSON_MAX_SAFE_INT, &seq) < 0) {
+		link_bad(l, "alarm messages need seq (positive integer)");
+		return;
+	}
+	if (strcmp(env->type, "alarms.state.ack") == 0) {
+		if ((j = ljob_new(l, run_down_ack, done_down_ack))) {
+			j->num = seq;
+			ljob_submit(l->u, j);
+		}
+		return;
+	}
+	if (!cJSON_IsArray(items) || cJSON_GetArraySize(items) > 1000) {
+		link_bad(l, "alarms needs items: an array of at most 1000 alarms");
+		return;
+	}
+	cn_metric_add(&m_alarms_in, cJSON_GetArraySize(items));
+	if (!(j = ljob_new(l, run_alarms_in, done_alarms_in)))
+		return;
+	j->num = seq;
+	if (!(j->text = cJSON_PrintUnformatted(items))) {
+		ljob_free(j);
+		return;
+	}
+	ljob_submit(l->u, j);
+}
+
 /* -- hello: enrolment or key check, then online -- */
 
 static int run_hello(PGconn *pg, struct central_job *job)
@@ -395,6 +563,8 @@ static void done_hello(struct central_job *job)
 	else
 		cJSON_Delete(b);
 	push_config(l);
+	if (strcmp(l->kind, "central") == 0)
+		drain_down(l);
 	ljob_free(j);
 }
 
@@ -535,6 +705,8 @@ static void done_events(struct central_job *job)
 		link_send(l, "events.ack", b);
 	}
 	cJSON_Delete(ids);
+	/* Alarms raised by these events may have queued webhook messages. */
+	central_alarms_kick(j->u->c);
 	ljob_free(j);
 }
 
@@ -591,6 +763,8 @@ static void handle_ready(struct link *l, const struct cn_envelope *env)
 			return;
 		}
 		ljob_submit(l->u, j);
+	} else if (strcmp(env->type, "alarms") == 0 || strcmp(env->type, "alarms.state.ack") == 0) {
+		handle_alarm_links(l, env);
 	} else {
 		/* Unknown types are skipped, so newer children can talk to older parents. */
 		cn_log_debug("uplink", "%s: ignoring message type '%s'", l->name, env->type);
@@ -812,8 +986,13 @@ static gboolean recheck(gpointer arg)
 	gpointer k, v;
 
 	g_hash_table_iter_init(&it, u->by_node);
-	while (g_hash_table_iter_next(&it, &k, &v))
-		push_config(v);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		struct link *l = v;
+
+		push_config(l);
+		if (strcmp(l->kind, "central") == 0)
+			drain_down(l); /* alarm states a lost notification left behind */
+	}
 	return G_SOURCE_CONTINUE;
 }
 
@@ -859,6 +1038,8 @@ static gboolean on_notify(gint fd, GIOCondition cond, gpointer arg)
 
 		if (l && strcmp(n->relname, "canopy_config") == 0) {
 			push_config(l);
+		} else if (l && strcmp(n->relname, "canopy_child_outbox") == 0) {
+			drain_down(l);
 		} else if (l && strcmp(n->relname, "canopy_revoke") == 0) {
 			cn_log_warn("uplink", "%s %s revoked: closing its link", l->kind, l->name);
 			link_refuse(l, "revoked", "node revoked");
@@ -879,6 +1060,7 @@ static int run_listen(PGconn *pg, struct central_job *job)
 		return -ECONNREFUSED;
 	if (central_db_run(own, "LISTEN canopy_config", 0, NULL, job->err, sizeof(job->err)) < 0 ||
 	    central_db_run(own, "LISTEN canopy_revoke", 0, NULL, job->err, sizeof(job->err)) < 0 ||
+	    central_db_run(own, "LISTEN canopy_child_outbox", 0, NULL, job->err, sizeof(job->err)) < 0 ||
 	    PQsetnonblocking(own, 1) != 0) {
 		PQfinish(own);
 		return -EIO;
@@ -954,6 +1136,8 @@ int central_uplink_start(struct central *c)
 	cn_metrics_register(&m_configs);
 	cn_metrics_register(&m_events);
 	cn_metrics_register(&m_offline);
+	cn_metrics_register(&m_alarms_in);
+	cn_metrics_register(&m_alarm_states_out);
 	cn_metrics_add_collector(uplink_metrics, u);
 	cn_metrics_add_collector(cn_ws_metrics, NULL);
 	u->flush_id = g_timeout_add(FLUSH_MS, flush_beats, u);

@@ -13,8 +13,9 @@ packages=(
 	libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libsqlite3-dev
 	# edge: nanomsg for analytics workers on the site LAN (ipc:// or tcp://)
 	libnanomsg-dev
-	# central: PostgreSQL client; argon2id password hashing (memory-hard KDF)
-	libpq-dev libargon2-dev
+	# central: PostgreSQL client; argon2id password hashing (memory-hard KDF); libcurl
+	# (multi interface) for webhook delivery
+	libpq-dev libargon2-dev libcurl4-openssl-dev
 	# WebRTC live view: ICE (libnice), SRTP (libsrtp); DTLS is OpenSSL's
 	libnice-dev libsrtp2-dev
 	# fuzzing: clang with libFuzzer and the sanitizer runtimes

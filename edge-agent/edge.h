@@ -43,6 +43,8 @@ struct edge_conf {
 	bool webrtc_relay_only;
 	int64_t whep_max_viewers;
 	int64_t whep_session_timeout;
+	int64_t event_outbox_max;
+	int event_outbox_overflow; /* enum edge_outbox_policy */
 };
 
 struct edge {
@@ -59,6 +61,7 @@ struct edge {
 	guint retention_timer;
 	struct edge_uplink *uplink; /* NULL without central_url */
 	struct edge_whep *whep;
+	guint outbox_timer;
 };
 
 /* Registers /api/v1/... on the daemon's HTTP server. */

@@ -79,8 +79,12 @@ static void add_event(struct edge_index *ix, const char *camera, const char *typ
 	cJSON_AddStringToObject(o, "type", type);
 	cJSON_AddStringToObject(o, "time", ts);
 	if ((text = cJSON_PrintUnformatted(o))) {
-		if (edge_index_event_add(ix, id, camera, type, time_ms, text, NULL) < 0)
-			cn_log_error("analytics", "cannot store %s event of camera '%s'", type, camera);
+		int rc = edge_index_event_add(ix, id, camera, type, time_ms, text, NULL);
+		if (rc == CN_E_FULL) /* counted and reported by the outbox */
+			cn_log_debug("analytics", "%s event of camera '%s' dropped: outbox full", type, camera);
+		else if (rc < 0)
+			cn_log_error("analytics", "cannot store %s event of camera '%s': %s", type, camera,
+				     cn_strerror(rc));
 		cJSON_free(text);
 	}
 }

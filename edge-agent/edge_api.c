@@ -16,6 +16,7 @@
 #include "cn_log.h"
 #include "cn_time.h"
 #include "edge.h"
+#include "edge_outbox.h"
 #include "edge_uplink.h"
 
 #define ADMIN_TOKEN_DAYS 30
@@ -125,6 +126,8 @@ static int get_cameras(const struct cn_http_req *req, struct cn_http_resp *resp,
 		cJSON_AddNullToObject(root, "config_error");
 	/* where the configuration comes from, and whether that link is up */
 	edge_uplink_describe(e, root);
+	/* what waits for central, and what was lost to the outbox bound */
+	edge_outbox_describe(e, root);
 	for (int i = 0; i < e->cams.ncams; i++) {
 		struct edge_ingest *g = e->cams.cams[i];
 		struct edge_ingest_status st;

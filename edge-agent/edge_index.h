@@ -73,9 +73,49 @@ int edge_index_protect_list(struct edge_index *ix, const char *camera,
 				      const char *reason, void *arg),
 			    void *arg);
 
-/* Appends an event to the outbox; seq is the per-edge sequence (also the row id). */
+/* ---- the event outbox (docs/edge.md "Event outbox") ----
+ * Bounded by the bytes of its payloads. When an event does not fit, delivered events
+ * (seq <= the acked position) go first, oldest first: they are history. Only then does the
+ * policy touch undelivered ones: drop_oldest deletes the oldest (never the batch in flight,
+ * never an overflow report), drop_newest refuses the new event. Every undelivered event lost
+ * is counted and summarised in an outbox.overflow event: the first drop at once, then at most
+ * one report per EDGE_OUTBOX_REPORT_MS. Reports are exempt from the bound (so they never
+ * displace events, which would make more reports). */
+enum edge_outbox_policy { EDGE_OUTBOX_DROP_OLDEST, EDGE_OUTBOX_DROP_NEWEST };
+#define EDGE_OUTBOX_REPORT_TYPE "outbox.overflow"
+#define EDGE_OUTBOX_REPORT_MS 60000
+
+struct edge_outbox_stats {
+	int64_t bytes, max_bytes;  /* of payloads, reports included */
+	int64_t events;            /* rows, delivered or not */
+	int64_t undelivered;       /* seq > acked_seq (0 when not delivering) */
+	int64_t acked_seq, last_seq;
+	int64_t oldest_undelivered_ms; /* event time; 0 when none */
+	int64_t dropped_total;     /* undelivered events lost to the policy, ever */
+	int64_t pruned_total;      /* delivered events deleted to make room, ever */
+	int64_t reports_total;     /* outbox.overflow events written, ever */
+	int64_t pending_dropped;   /* dropped since the last report */
+	int64_t last_report_ms;
+	enum edge_outbox_policy policy;
+	bool delivering;
+};
+
+/* Written at start, before any thread appends: every connection reads the bound from the
+ * database. delivering: a central takes the events (else all of them are history). */
+int edge_index_outbox_configure(struct edge_index *ix, int64_t max_bytes,
+				enum edge_outbox_policy policy, bool delivering);
+/* Appends an event to the outbox, making room as above; seq is the per-edge sequence
+ * (also the row id). CN_E_FULL: the policy refused the event (counted and reported). */
 int edge_index_event_add(struct edge_index *ix, const char *id, const char *camera,
 			 const char *type, int64_t time_ms, const char *payload_json, int64_t *seq);
+/* Writes the pending overflow report if one is due at now_ms (*written says so); call it
+ * every few seconds so drops that stopped are still reported. */
+int edge_index_outbox_report(struct edge_index *ix, int64_t now_ms, bool *written);
+/* Central stored every event up to acked_seq (clears the batch in flight). */
+int edge_index_outbox_acked(struct edge_index *ix, int64_t acked_seq);
+/* Events up to seq are on their way to central (0: none): drop_oldest leaves them alone. */
+int edge_index_outbox_inflight(struct edge_index *ix, int64_t seq);
+int edge_index_outbox_stats(struct edge_index *ix, struct edge_outbox_stats *st);
 /* Sequence of the newest event (0 when none). */
 int edge_index_last_event_seq(struct edge_index *ix, int64_t *seq);
 int edge_index_events_since(struct edge_index *ix, int64_t since_seq, int limit,

@@ -84,6 +84,7 @@ void edge_ingest_emit(struct edge_ingest *g, struct edge_index *ix, const char *
 	cJSON *o = cJSON_CreateObject();
 	char *json = NULL;
 	int64_t now = cn_time_wall_ms();
+	int rc;
 
 	cn_random_id(id, sizeof(id));
 	cn_time_format_rfc3339(now, ts, sizeof(ts));
@@ -94,8 +95,12 @@ void edge_ingest_emit(struct edge_ingest *g, struct edge_index *ix, const char *
 	    (reason && !cJSON_AddStringToObject(o, strcmp(type, "motion") == 0 ? "region" : "reason", reason)) ||
 	    !(json = cJSON_PrintUnformatted(o))) {
 		cn_log_error("ingest", "camera '%s': cannot build %s event", g->cfg.id, type);
-	} else if (edge_index_event_add(ix, id, g->cfg.id, type, now, json, NULL) < 0) {
-		cn_log_error("ingest", "camera '%s': cannot store %s event", g->cfg.id, type);
+	} else if ((rc = edge_index_event_add(ix, id, g->cfg.id, type, now, json, NULL)) == CN_E_FULL) {
+		/* counted and reported by the outbox; one log line per event would flood */
+		cn_log_debug("ingest", "camera '%s': %s event dropped: outbox full", g->cfg.id, type);
+	} else if (rc < 0) {
+		cn_log_error("ingest", "camera '%s': cannot store %s event: %s", g->cfg.id, type,
+			     cn_strerror(rc));
 	}
 	cJSON_free(json);
 	cJSON_Delete(o);

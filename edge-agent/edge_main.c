@@ -9,12 +9,15 @@
 #include "cn_log.h"
 #include "cn_metrics.h"
 #include "edge.h"
+#include "edge_outbox.h"
 #include "edge_uplink.h"
 #include "edge_whep.h"
 #include "edge_avlog.h"
 #include "edge_recover.h"
 
 static const char *const turn_transports[] = { "udp", "tcp", NULL };
+/* In the order of enum edge_outbox_policy. */
+static const char *const outbox_policies[] = { "drop_oldest", "drop_newest", NULL };
 
 static const struct cn_conf_directive edge_directives[] = {
 	CN_DAEMON_DIRECTIVES(struct edge_conf, "edge", "/var/lib/canopy-edge", "8480"),
@@ -70,6 +73,16 @@ static const struct cn_conf_directive edge_directives[] = {
 	{ "whep_session_timeout", CN_CONF_DURATION, offsetof(struct edge_conf, whep_session_timeout),
 	  2000, 600000, "30s", NULL,
 	  "a viewer not heard from (DTLS, RTCP) this long is dropped, as if it had sent DELETE" },
+	/* At least 1M: an event is at most 64K (the uplink's limit), so a full outbox still
+	 * holds a useful backlog; at most 64G, far beyond any site's event rate. */
+	{ "event_outbox_max", CN_CONF_SIZE, offsetof(struct edge_conf, event_outbox_max), 1LL << 20,
+	  1LL << 36, "256M", NULL,
+	  "bytes of event payloads the outbox keeps in index.db; events central has stored are "
+	  "pruned first (oldest first), then event_outbox_overflow applies to undelivered ones" },
+	{ "event_outbox_overflow", CN_CONF_ENUM, offsetof(struct edge_conf, event_outbox_overflow), 0, 0,
+	  "drop_oldest", outbox_policies,
+	  "when undelivered events fill event_outbox_max: drop_oldest deletes the oldest undelivered "
+	  "events, drop_newest refuses new ones; either way counted and reported (outbox.overflow event)" },
 };
 
 static void cameras_applied(const struct edge_camcfg *doc, void *arg)
@@ -130,6 +143,12 @@ static int edge_start(struct cn_daemon *d)
 		cn_log_error("edge", "archive recovery failed: %s", cn_strerror(rc));
 		return rc;
 	}
+	/* Before any thread appends an event: the bound, and the position central has acked
+	 * (the uplink's), decide what may be pruned. */
+	if ((rc = edge_outbox_start(e)) < 0)
+		return rc;
+	if (e->conf->central_url[0] && (rc = edge_uplink_start(e)) < 0)
+		return rc;
 	if ((rc = edge_api_write_admin_token(e)) < 0) {
 		cn_log_error("edge", "cannot write the admin token: %s", cn_strerror(rc));
 		return rc;
@@ -163,8 +182,6 @@ static int edge_start(struct cn_daemon *d)
 					   retention_tick, e);
 	if ((rc = cn_metrics_add_collector(edge_retention_metrics, &e->retention)) < 0)
 		return rc;
-	if (e->conf->central_url[0] && (rc = edge_uplink_start(e)) < 0)
-		return rc;
 	return cn_metrics_add_collector(edge_cameras_metrics, &e->cams);
 }
 
@@ -185,6 +202,7 @@ static void edge_stop(struct cn_daemon *d)
 	edge_analytics_stop(&e->analytics);
 	edge_retention_stop(&e->retention);
 	edge_export_shutdown(&e->exporter);
+	edge_outbox_stop(e);
 	edge_index_close(e->ix);
 	e->ix = NULL;
 }

@@ -19,9 +19,10 @@
 #include "cn_time.h"
 #include "edge.h"
 
-enum { PUSH_OK, PUSH_MALFORMED, PUSH_TOO_BIG, PUSH_UNKNOWN_CAMERA, PUSH_FORBIDDEN, PUSH_NREASONS };
+enum { PUSH_OK, PUSH_MALFORMED, PUSH_TOO_BIG, PUSH_UNKNOWN_CAMERA, PUSH_FORBIDDEN, PUSH_OUTBOX_FULL,
+       PUSH_NREASONS };
 static const char *const push_reasons[] = { "accepted", "malformed", "too_big", "unknown_camera",
-					    "forbidden" };
+					    "forbidden", "outbox_full" };
 static uint64_t push_counts[PUSH_NREASONS];
 
 /* Cameras cannot send bearer tokens; a push is accepted only from the address the
@@ -139,7 +140,22 @@ static int post_push(const struct cn_http_req *req, struct cn_http_resp *resp, v
 		rc = -ENOMEM;
 		goto out_free;
 	}
-	if ((rc = edge_index_event_add(e->ix, id, camid, ev->type_name, ev->utc_ms, text, &seq)) < 0)
+	rc = edge_index_event_add(e->ix, id, camid, ev->type_name, ev->utc_ms, text, &seq);
+	if (rc == CN_E_FULL) {
+		/* event_outbox_overflow = drop_newest: counted, and reported to central; the
+		 * picture of an event that does not exist would never be found or deleted */
+		if (snap[0]) {
+			char path[1000];
+			snprintf(path, sizeof(path), "%.500s/%s", e->d->base->data_dir, snap);
+			unlink(path);
+		}
+		rc = reject(resp, PUSH_OUTBOX_FULL, 503, "Service Unavailable",
+			    "the event outbox is full of undelivered events (event_outbox_overflow = "
+			    "drop_newest): this event was dropped and counted");
+		cn_http_resp_header(resp, "retry-after", "60");
+		goto out_free;
+	}
+	if (rc < 0)
 		goto out_free;
 	push_counts[PUSH_OK]++;
 	/* Events recording mode: an active push records post_record_s from now (the

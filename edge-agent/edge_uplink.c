@@ -46,21 +46,28 @@ static struct cn_metric m_events_sent = CN_METRIC_INIT(
 
 static void load_seq(struct edge_uplink *eu)
 {
+	struct edge_outbox_stats st;
 	char buf[32];
 	ssize_t n;
 	int fd = open(eu->seq_path, O_RDONLY | O_CLOEXEC);
 
-	if (fd < 0)
-		return;
-	n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n > 0) {
-		buf[n] = '\0';
-		while (n > 0 && (buf[n - 1] == '\n'))
-			buf[--n] = '\0';
-		if (cn_str_to_i64(cn_str_from(buf), 0, INT64_MAX, &eu->acked_seq) < 0)
-			eu->acked_seq = 0;
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n > 0) {
+			buf[n] = '\0';
+			while (n > 0 && (buf[n - 1] == '\n'))
+				buf[--n] = '\0';
+			if (cn_str_to_i64(cn_str_from(buf), 0, INT64_MAX, &eu->acked_seq) < 0)
+				eu->acked_seq = 0;
+		}
 	}
+	/* The index keeps the position too (pruning needs it in the same transaction as the
+	 * totals). Neither copy is fsynced: the further one is the truth, since a position is
+	 * only ever written after central stored the batch. */
+	if (edge_index_outbox_stats(eu->e->ix, &st) == 0 && st.acked_seq > eu->acked_seq)
+		eu->acked_seq = st.acked_seq;
+	edge_index_outbox_acked(eu->e->ix, eu->acked_seq);
 }
 
 static void save_seq(struct edge_uplink *eu)
@@ -69,7 +76,9 @@ static void save_seq(struct edge_uplink *eu)
 	int n = snprintf(buf, sizeof(buf), "%lld\n", (long long)eu->acked_seq);
 
 	/* Not fsynced (it runs on the loop, often): after a power cut the position may be
-	 * older, and central ignores the events it already has. */
+	 * older, and central ignores the events it already has. The index's copy lets
+	 * delivered events be pruned as history. */
+	edge_index_outbox_acked(eu->e->ix, eu->acked_seq);
 	if (cn_file_write_atomic(eu->seq_path, buf, (size_t)n, 0600, false) < 0)
 		cn_log_warn("uplink", "cannot save '%s': events may be sent twice", eu->seq_path);
 }
@@ -255,6 +264,8 @@ static void drain_events(struct edge_uplink *eu)
 	if (cn_uplink_send(eu->link, "events", body) == 0) {
 		eu->batch_max_seq = b.max_seq;
 		eu->batch_n = b.n;
+		/* central may store it any moment now: an overflow must not count it lost */
+		edge_index_outbox_inflight(eu->e->ix, b.max_seq);
 	}
 }
 
@@ -268,7 +279,7 @@ static void events_acked(struct edge_uplink *eu, const cJSON *body)
 	if (cJSON_GetArraySize(ids) == eu->batch_n) {
 		cn_metric_add(&m_events_sent, eu->batch_n);
 		eu->acked_seq = eu->batch_max_seq;
-		save_seq(eu);
+		save_seq(eu); /* also ends the batch in flight */
 	}
 	eu->batch_max_seq = 0;
 	eu->batch_n = 0;
@@ -305,7 +316,10 @@ static void on_down(struct cn_uplink *u, void *arg)
 	struct edge_uplink *eu = arg;
 
 	(void)u;
-	eu->batch_max_seq = 0; /* resent on the next link: central ignores duplicates */
+	/* Resent on the next link: central ignores duplicates. The index still marks the
+	 * batch in flight (central may have stored it): an overflow leaves it alone until an
+	 * ack settles it, so no event central has is ever reported lost. */
+	eu->batch_max_seq = 0;
 	cJSON_free(eu->last_inventory);
 	eu->last_inventory = NULL;
 }

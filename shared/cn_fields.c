@@ -87,6 +87,13 @@ static int check_value(const struct cn_field *f, const cJSON *v, const char *whe
 		if (!cJSON_IsObject(v))
 			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an object", where, f->name);
 		return 0;
+	case CN_F_ARR:
+		if (!cJSON_IsArray(v))
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must be an array", where, f->name);
+		if (cJSON_GetArraySize(v) < f->min || cJSON_GetArraySize(v) > f->max)
+			return cn_fail(-EINVAL, why, cap, "%s '%s': must have %lld to %lld items", where,
+				       f->name, (long long)f->min, (long long)f->max);
+		return 0;
 	case CN_F_STRARR: {
 		const cJSON *it;
 		int n = 0;

@@ -21,6 +21,7 @@ enum cn_ftype {
 	CN_F_OBJ,    /* any JSON object (checked further by its user) */
 	CN_F_STRARR, /* array of min..CN_FIELDS_MAX_ARRAY strings of 1..max characters */
 	CN_F_TIME,   /* RFC 3339 timestamp */
+	CN_F_ARR,    /* array of min..max items of any kind (checked further by its user) */
 };
 
 struct cn_field {

@@ -23,6 +23,7 @@ import re
 import time
 import uuid
 
+import psycopg2
 import pytest
 from jsonschema import Draft202012Validator, RefResolver
 
@@ -287,6 +288,7 @@ def expected_schema(field: dict) -> dict:
         "F_OBJ": {"type": "object"},
         "F_STRARR": {"type": "array", "minItems": lo, "maxItems": 200},
         "F_TIME": {"type": "string", "format": "date-time"},
+        "F_ARR": {"type": "array", "minItems": lo, "maxItems": hi},
     }[t]
 
 
@@ -476,18 +478,45 @@ class Tenant:
         grant = lab.grant(user, role["id"], site=site)
         token = lab.token("token", ["sites.read"])
         session = login(c, f"{prefix}-user")
+        policy = self.admin.ok("POST", "/escalation-policies", {"name": f"{prefix} policy", "levels": [
+            {"timeout_s": 600, "notify": [{"role_id": role["id"], "site_id": site["id"]}]}]})
+        hook = self.admin.ok("POST", "/webhooks", {"name": f"{prefix} hook", "types": ["alarm.*"],
+                                                   "url": "http://127.0.0.1:9/hook",
+                                                   "site_id": site["id"], "enabled": False})
+        rule = self.admin.ok("POST", "/alarm-rules", {"name": f"{prefix} rule",
+                                                      "event_types": ["intrusion"],
+                                                      "site_id": site["id"], "policy_id": policy["id"]})
         # the item each path segment names
         self.ids = {"tenants": t["id"], "sites": site["id"], "nodes": node["id"],
                     "cameras": camera["id"], "users": user["id"], "roles": role["id"],
                     "grants": grant["id"], "api-tokens": token["id"],
-                    "sessions": session.session_id, "enrolment-tokens": enrol["id"]}
+                    "sessions": session.session_id, "enrolment-tokens": enrol["id"],
+                    "alarm-rules": rule["id"], "escalation-policies": policy["id"],
+                    "webhooks": hook["id"]}
+        self.node_id = node["id"]
+        self.camera_key = camera["key"]
         self.all_ids = set(self.ids.values()) | {root["id"], t["admin_user_id"],
                                                  self.admin.session_id}
         # body fields and filters that name items
         self.refs = {"site_id": site["id"], "parent_id": root["id"], "under": root["id"],
                      "node_id": node["id"], "user_id": user["id"], "role_id": role["id"],
-                     "camera_id": camera["id"]}
+                     "camera_id": camera["id"], "policy_id": policy["id"]}
         self.token_secret = token["token"]
+
+    def raise_alarm(self, pg, dbname: str):
+        """An event from the tenant's node, as the uplink stores it: one alarm from the rule."""
+        conn = pg.connect(dbname, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT uplink_events(%s, %s::jsonb)", (self.node_id, json.dumps([
+                    {"id": f"{self.prefix}-ev", "camera": self.camera_key, "type": "intrusion",
+                     "time": "2026-11-21T10:00:00.000Z", "state": "active"}])))
+                assert cur.fetchone()[0] == 1
+        finally:
+            conn.close()
+        alarm = self.admin.ok("GET", "/alarms")["items"][0]
+        self.ids["alarms"] = alarm["id"]
+        self.all_ids.add(alarm["id"])
 
     def path(self, template: str, sub_owner: "Tenant | None" = None) -> str:
         """The template with this tenant's ids ({sub} from sub_owner when given)."""
@@ -507,6 +536,8 @@ class World:
         system = admin(c)
         self.a = Tenant(c, system, "alpha")
         self.b = Tenant(c, system, "bravo")
+        self.a.raise_alarm(pg, c.dbname)
+        self.b.raise_alarm(pg, c.dbname)
         every_scope = [p["name"] for p in self.a.admin.ok("GET", "/permissions")["items"]]
         secret = Lab(self.a.admin, "alpha").token("integrator", every_scope)["token"]
         self.clients = {"session": self.a.admin, "api-token": client(c, secret)}
@@ -743,6 +774,14 @@ def make_item(c: Central, adm: CheckedApi, kind: str) -> dict:
         return lab.grant(lab.user("u"), VIEWER)
     if kind == "api-tokens":
         return lab.token("k", ["sites.read"])
+    if kind == "escalation-policies":
+        return adm.ok("POST", "/escalation-policies", {"name": lab.prefix, "levels": [
+            {"timeout_s": 60, "notify": [{"role_id": VIEWER}]}]})
+    if kind == "webhooks":
+        return adm.ok("POST", "/webhooks", {"name": lab.prefix, "types": ["alarm.*"],
+                                            "url": "http://127.0.0.1:9/hook"})
+    if kind == "alarm-rules":
+        return adm.ok("POST", "/alarm-rules", {"name": lab.prefix, "event_types": ["motion"]})
     raise AssertionError(kind)
 
 
@@ -1015,7 +1054,7 @@ def test_only_empty_sites_can_be_deleted(central_factory):
 AUDITED_ACTIONS = {op["x-audit-action"] for _, _, op in OPERATIONS if "x-audit-action" in op}
 
 
-def test_every_change_is_audited(central_factory):
+def test_every_change_is_audited(central_factory, pg):
     """One of every audited operation (the set comes from the document); each leaves a row
     naming the action, the object, the actor, the client type, the source address and ok."""
     c = central_factory()
@@ -1081,6 +1120,40 @@ def test_every_change_is_audited(central_factory):
     did("api_token.create", tok["id"])
     adm.ok("DELETE", f"/api-tokens/{tok['id']}", status=204)
     did("api_token.revoke", tok["id"])
+    pol = adm.ok("POST", "/escalation-policies", {"name": "p", "levels": [{"timeout_s": 5}]})
+    did("escalation_policy.create", pol["id"])
+    adm.ok("PATCH", f"/escalation-policies/{pol['id']}", {"name": "p2"})
+    did("escalation_policy.update", pol["id"])
+    rule = adm.ok("POST", "/alarm-rules", {"name": "r", "event_types": ["motion"], "policy_id": pol["id"]})
+    did("alarm_rule.create", rule["id"])
+    adm.ok("PATCH", f"/alarm-rules/{rule['id']}", {"severity": 5})
+    did("alarm_rule.update", rule["id"])
+    asite = lab.site("alarm-site")
+    anode = lab.node(asite, "alarm-node")
+    conn = psycopg2.connect(pg.dsn(c.dbname))
+    with conn, conn.cursor() as cur:
+        cur.execute("SELECT uplink_events(%s, '[{\"id\": \"e1\", \"type\": \"motion\"}]'::jsonb)",
+                    (anode["id"],))
+    conn.close()
+    alarm = adm.ok("GET", "/alarms")["items"][0]
+    adm.ok("POST", f"/alarms/{alarm['id']}/state", {"state": "accepted"})
+    did("alarm.transition", alarm["id"])
+    hook = adm.ok("POST", "/webhooks", {"name": "h", "types": ["alarm.*"], "url": "http://127.0.0.1:9/h"})
+    did("webhook.create", hook["id"])
+    adm.ok("PATCH", f"/webhooks/{hook['id']}", {"max_in_flight": 2})
+    did("webhook.update", hook["id"])
+    adm.ok("POST", f"/webhooks/{hook['id']}/rotate-secret")
+    did("webhook.rotate_secret", hook["id"])
+    adm.ok("POST", f"/webhooks/{hook['id']}/test", status=202)
+    did("webhook.test", hook["id"])
+    adm.ok("POST", f"/webhooks/{hook['id']}/dead-letters/replay", {})
+    did("webhook.replay", hook["id"])
+    adm.ok("DELETE", f"/webhooks/{hook['id']}", status=204)
+    did("webhook.delete", hook["id"])
+    adm.ok("DELETE", f"/alarm-rules/{rule['id']}", status=204)
+    did("alarm_rule.delete", rule["id"])
+    adm.ok("DELETE", f"/escalation-policies/{pol['id']}", status=204)
+    did("escalation_policy.delete", pol["id"])
     logout(adm)
     did("session.logout", None)
 
