@@ -37,7 +37,9 @@
  * (db thread only) from its claim until its result is written, so a later claim that
  * returns it again (its lease ran out while it was still here) is ignored. Leases of held
  * rows are renewed every third of webhook_lease; a message whose lease might run out
- * before its request could finish is given back instead of sent.
+ * before its request could finish is given back instead of sent. Every second the db
+ * thread also asks which subscriptions it holds messages for were disabled or deleted
+ * meanwhile: what is still queued for them goes back unsent.
  */
 
 #define CLAIM_MAX 1000	    /* rows per claim statement */
@@ -157,7 +159,7 @@ struct central_webhook {
 	int in_flight;
 };
 
-/* ---- metrics ------------------------------------------------------------------------ */
+/* ---- metrics --------------------------------------------------------------------------------- */
 
 static struct cn_metric m_attempts = CN_METRIC_INIT(
 	"canopy_central_webhook_attempts_total", CN_METRIC_COUNTER,
@@ -256,7 +258,7 @@ static int webhook_metrics(struct cn_buf *out, void *arg)
 	return rc;
 }
 
-/* ---- messages, grants, results -------------------------------------------------------- */
+/* ---- messages, grants, results --------------------------------------------------------------- */
 
 static void msg_free(struct wh_msg *m)
 {
@@ -328,7 +330,7 @@ static void release(struct central_webhook *w, struct wh_msg *m)
 	g_ptr_array_add(w->done, m);
 }
 
-/* ---- the http thread -------------------------------------------------------------------- */
+/* ---- the http thread ------------------------------------------------------------------------- */
 
 static size_t on_body(char *p, size_t size, size_t n, void *arg)
 {
@@ -371,7 +373,8 @@ static void attempt_failed(struct central_webhook *w, struct wh_msg *m)
 	g_ptr_array_add(w->done, m);
 }
 
-static int add_header(struct curl_slist **h, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int add_header(struct curl_slist **h, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
 static int add_header(struct curl_slist **h, const char *fmt, ...)
 {
 	char line[CN_WEBHOOK_MAX_ID + 2 * CN_WEBHOOK_SIG_LEN + 64];
@@ -697,7 +700,7 @@ static void *http_main(void *arg)
 	return NULL;
 }
 
-/* ---- the db thread: claims ------------------------------------------------------------------ */
+/* ---- the db thread: claims ------------------------------------------------------------------- */
 
 static int64_t held_count(struct central_webhook *w)
 {
@@ -716,10 +719,12 @@ static void check_notifies(struct central_webhook *w)
 
 static void db_lost(struct central_webhook *w, const char *why)
 {
+	int n = (int)strcspn(why, "\n"); /* libpq's messages go on over several lines */
+
 	cn_metric_add(&m_db_errors, 1);
 	if (!w->db_down_logged)
-		cn_log_warn("webhook", "database connection lost (%s); reconnecting every %d s", why,
-			    RECONNECT_MS / 1000);
+		cn_log_warn("webhook", "database connection lost (%.*s); reconnecting every %d s", n,
+			    why, RECONNECT_MS / 1000);
 	w->db_down_logged = true;
 	PQfinish(w->pg);
 	w->pg = NULL;
@@ -911,10 +916,13 @@ static bool claim(struct central_webhook *w)
 	return rows == want;
 }
 
-/* ---- the db thread: results ------------------------------------------------------------------- */
+/* ---- the db thread: results ------------------------------------------------------------------ */
 
 /* Postgres array literals, one per column of webhook_apply. */
-enum { A_IDS, A_TENANTS, A_SUBS, A_MSGS, A_TYPES, A_TRIES, A_AT, A_STATUS, A_LAT, A_ERR, A_REL, A_N };
+enum {
+	A_IDS, A_TENANTS, A_SUBS, A_MSGS, A_TYPES, A_TRIES, A_AT, A_STATUS, A_LAT, A_ERR, A_REL,
+	A_N
+};
 
 static int arr_add(struct cn_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int arr_add(struct cn_buf *b, const char *fmt, ...)
@@ -1327,7 +1335,7 @@ static void *db_main(void *arg)
 	return NULL;
 }
 
-/* ---- start and stop ------------------------------------------------------------------------- */
+/* ---- start and stop -------------------------------------------------------------------------- */
 
 static int check_conf(const struct central_conf *conf)
 {

@@ -359,6 +359,41 @@ def test_pending_messages_survive_a_crash_and_wait_for_the_lease(central_factory
     assert {r.msg_id for r in before} <= ids  # the in-flight ones, resent with the same id
 
 
+def test_results_wait_out_a_database_restart(central_factory, webhook_receiver, pg):
+    """PostgreSQL goes away while requests are in flight: their results wait in memory and
+    are written once it is back (each message sent once), and new messages flow again."""
+    c = central_factory(**FAST)
+    adm = c.admin()
+    rx = webhook_receiver()
+    rx.delay = 1.0
+    sub = subscribe(adm, rx)
+    tenant = tenant_of(adm)
+    enqueue(pg, c, tenant, sub["id"], n=3)
+    wait(lambda: rx.current == 3, 5, "three requests in flight", interval=0.02)
+    pg.stop()
+    try:
+        rx.wait_for(3)  # answered while the database is down
+        time.sleep(0.5)
+    finally:
+        pg.start()
+    wait(lambda: outbox(pg, c, sub["id"]) == [], 15, "the results written after the restart")
+    enqueue(pg, c, tenant, sub["id"], n=2)
+    reqs = rx.wait_for(5, timeout=15)
+    assert len({r.msg_id for r in reqs}) == 5 and all(r.status == 200 for r in reqs)
+    time.sleep(1.0)
+    assert len(rx.snapshot()) == 5, "a message was sent twice"
+    # (read directly: each REST pool connection fails its first request after the restart)
+    conn = pg.connect(c.dbname, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT status FROM webhook_deliveries WHERE subscription_id = %s", (sub["id"],))
+            assert [s for s, in cur.fetchall()] == [200] * 5
+    finally:
+        conn.close()
+    assert "[webhook] database connection lost" in c.log()
+    assert "[webhook] database connection back" in c.log()
+
+
 def test_rotation_signs_with_both_secrets_and_validation(central_factory, webhook_receiver):
     c = central_factory(**FAST)
     adm = c.admin()
@@ -426,3 +461,11 @@ def test_alarm_and_event_messages_match_the_documented_schema(central_factory, w
     upd = json.loads(rx.wait_for(3)[2].body)
     MESSAGE_SCHEMA.validate(upd)
     assert (upd["type"], upd["data"]["id"], upd["data"]["state"]) == ("alarm.updated", alarm["id"], "accepted")
+
+
+def test_a_lease_shorter_than_a_request_is_refused_at_start(central_factory):
+    c = central_factory(launch=False, webhook_timeout="5s", webhook_lease="6s")
+    with pytest.raises(RuntimeError):
+        c.daemon.start()
+    assert "webhook_lease (6000 ms) must exceed webhook_timeout (5000 ms)" in c.log()
+    assert c.daemon.proc.wait(5) == 1
