@@ -53,7 +53,7 @@ FUZZ_SHARED_OBJ := $(SHARED_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_SECONDS ?= 60
 
 .PHONY: all deps test test-all test-unit test-integration checksrc fuzz fuzz-replay \
-	fuzz-smoke bench bench-central bench-whep demo clean
+	fuzz-smoke bench bench-central bench-whep bench-alarms demo clean
 
 CODEC := $(BUILD)/bin/canopy-codec
 UPLINK_LOAD := $(BUILD)/bin/canopy-uplink-load
@@ -180,12 +180,16 @@ bench: all
 	$(PYTHON) tests/bench/bench_recording.py $(BENCH_ARGS)
 	$(PYTHON) tests/bench/bench_central.py $(BENCH_CENTRAL_ARGS)
 	$(PYTHON) tests/bench/bench_whep.py $(BENCH_WHEP_ARGS)
+	$(PYTHON) tests/bench/bench_alarms.py $(BENCH_ALARMS_ARGS)
 
 bench-whep: all
 	$(PYTHON) tests/bench/bench_whep.py $(BENCH_WHEP_ARGS)
 
 bench-central: all
 	$(PYTHON) tests/bench/bench_central.py $(BENCH_CENTRAL_ARGS)
+
+bench-alarms: all
+	$(PYTHON) tests/bench/bench_alarms.py $(BENCH_ALARMS_ARGS)
 
 demo:
 	@echo "make demo: not yet available (the one-command local system lands with the demo issue)"
