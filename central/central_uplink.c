@@ -655,6 +655,33 @@ static int run_sql_text(PGconn *pg, struct central_job *job)
 	return rc;
 }
 
+/* Events: stored (with the alarms and webhook messages they raise) in one transaction,
+ * then the other instances are woken from a second one, so no batch holds NOTIFY's
+ * database-wide lock while its commit is flushed. */
+static int run_events(PGconn *pg, struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	const char *p[2] = { j->node_id, j->text };
+	char na[16], nh[16];
+	const char *q[2] = { na, nh };
+	PGresult *r;
+	int rc;
+
+	rc = central_db_exec(pg, "SELECT n_alarms, n_hooks FROM uplink_events($1, $2::jsonb)", 2, p,
+			     &r, job->err, sizeof(job->err));
+	if (rc < 0)
+		return rc;
+	cn_strlcpy(na, PQgetvalue(r, 0, 0), sizeof(na));
+	cn_strlcpy(nh, PQgetvalue(r, 0, 1), sizeof(nh));
+	PQclear(r);
+	if ((strcmp(na, "0") != 0 || strcmp(nh, "0") != 0) &&
+	    central_db_run(pg, "SELECT canopy_events_notify($1::int, $2::int)", 2, q, job->err,
+			   sizeof(job->err)) < 0)
+		/* Stored all the same; other instances find the rows at their next poll. */
+		cn_log_warn("uplink", "%s: waking other instances: %s", j->node_id, job->err);
+	return 0;
+}
+
 static void done_log(struct central_job *job)
 {
 	struct ljob *j = (struct ljob *)job;
@@ -753,12 +780,10 @@ static void handle_ready(struct link *l, const struct cn_envelope *env)
 			return;
 		}
 		cn_metric_add(&m_events, cJSON_GetArraySize(evs));
-		if (!(j = ljob_new(l, run_sql_text, done_events)))
+		if (!(j = ljob_new(l, run_events, done_events)))
 			return;
-		j->num = INT64_MIN;
 		j->text = cJSON_PrintUnformatted(evs);
-		j->text2 = strdup("SELECT uplink_events($1, $2::jsonb)");
-		if (!j->text || !j->text2) {
+		if (!j->text) {
 			ljob_free(j);
 			return;
 		}

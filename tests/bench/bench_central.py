@@ -34,7 +34,7 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / "build" / "bin"
+BIN = Path(os.environ.get("CANOPY_BIN_DIR", REPO / "build" / "bin"))
 TICK = os.sysconf("SC_CLK_TCK")
 sys.path.insert(0, str(REPO / "tests" / "integration"))
 

@@ -508,7 +508,7 @@ class Tenant:
         conn = pg.connect(dbname, autocommit=True)
         try:
             with conn.cursor() as cur:
-                cur.execute("SELECT uplink_events(%s, %s::jsonb)", (self.node_id, json.dumps([
+                cur.execute("SELECT n_alarms, canopy_events_notify(n_alarms, n_hooks) FROM uplink_events(%s, %s::jsonb)", (self.node_id, json.dumps([
                     {"id": f"{self.prefix}-ev", "camera": self.camera_key, "type": "intrusion",
                      "time": "2026-11-21T10:00:00.000Z", "state": "active"}])))
                 assert cur.fetchone()[0] == 1
@@ -1132,7 +1132,7 @@ def test_every_change_is_audited(central_factory, pg):
     anode = lab.node(asite, "alarm-node")
     conn = psycopg2.connect(pg.dsn(c.dbname))
     with conn, conn.cursor() as cur:
-        cur.execute("SELECT uplink_events(%s, '[{\"id\": \"e1\", \"type\": \"motion\"}]'::jsonb)",
+        cur.execute("SELECT n_alarms, canopy_events_notify(n_alarms, n_hooks) FROM uplink_events(%s, '[{\"id\": \"e1\", \"type\": \"motion\"}]'::jsonb)",
                     (anode["id"],))
     conn.close()
     alarm = adm.ok("GET", "/alarms")["items"][0]

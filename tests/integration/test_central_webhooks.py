@@ -438,7 +438,7 @@ def test_alarm_and_event_messages_match_the_documented_schema(central_factory, w
     conn = pg.connect(c.dbname, autocommit=True)
     try:
         with conn.cursor() as cur:  # an event as the uplink stores it
-            cur.execute("SELECT uplink_events(%s, %s::jsonb)", (node["id"], json.dumps([
+            cur.execute("SELECT n_alarms, canopy_events_notify(n_alarms, n_hooks) FROM uplink_events(%s, %s::jsonb)", (node["id"], json.dumps([
                 {"id": "ev-1", "camera": "gate", "type": "intrusion", "time": "2026-11-21T10:00:00.000Z",
                  "state": "active"}])))
     finally:
