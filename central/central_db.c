@@ -2,6 +2,7 @@
 #include "central_db.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -93,6 +94,20 @@ int central_db_run(PGconn *pg, const char *sql, int nparams, const char *const *
 	return rc;
 }
 
+/* A server restart closes idle connections; libpq only notices at the next query, which
+ * would then fail. The socket of an idle connection is readable only then (a FATAL
+ * message or end of file), so look before sending: a query is never sent twice. */
+static bool idle_conn_lost(PGconn *pg)
+{
+	struct pollfd p = { .fd = PQsocket(pg), .events = POLLIN };
+
+	if (p.fd < 0)
+		return true;
+	if (poll(&p, 1, 0) <= 0)
+		return false;
+	return !PQconsumeInput(pg) || PQstatus(pg) != CONNECTION_OK;
+}
+
 static void *worker(void *arg)
 {
 	struct central_db *db = arg;
@@ -102,7 +117,7 @@ static void *worker(void *arg)
 	while (cn_queue_pop(db->jobs, -1, &item) == 0) {
 		struct central_job *j = item;
 
-		if (pg && PQstatus(pg) != CONNECTION_OK) {
+		if (pg && (PQstatus(pg) != CONNECTION_OK || idle_conn_lost(pg))) {
 			PQreset(pg);
 			if (PQstatus(pg) != CONNECTION_OK) {
 				PQfinish(pg);
