@@ -72,14 +72,16 @@ BEGIN
 		to_char(s / 3600, 'FM00') || ':' || to_char(s % 3600 / 60, 'FM00');
 END $$;
 
-CREATE OR REPLACE FUNCTION canopy_alarm_json(a alarms) RETURNS jsonb
+-- The alarm as shown, given its site's path and its camera's name (uplink_events looks
+-- them up once per batch, not once per alarm).
+CREATE FUNCTION canopy_alarm_json(a alarms, site_path text, camera_name text) RETURNS jsonb
 LANGUAGE plpgsql STABLE AS $$
 BEGIN
 	RETURN jsonb_build_object('id', a.id, 'tenant_id', a.tenant_id, 'rule_id', a.rule_id,
 		'type', a.type, 'severity', a.severity, 'state', a.state,
-		'site_id', a.site_id, 'site_path', canopy_site_path(a.site_id),
+		'site_id', a.site_id, 'site_path', site_path,
 		'node_id', a.node_id, 'camera_id', a.camera_id, 'camera', a.camera_key,
-		'camera_name', (SELECT c.name FROM cameras c WHERE c.id = a.camera_id),
+		'camera_name', camera_name,
 		'event_id', a.event_ref,
 		'time', to_char(a.event_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
 		'created_at', a.created_at, 'deadline', a.deadline, 'auto_ack_at', a.auto_ack_at,
@@ -87,6 +89,13 @@ BEGIN
 		'forwarded', a.forwarded_at IS NOT NULL, 'from_child', a.origin_node,
 		'handled_by', nullif(a.handled_by, ''), 'handled_at', a.handled_at,
 		'comment', a.comment, 'version', a.version) || a.details;
+END $$;
+
+CREATE OR REPLACE FUNCTION canopy_alarm_json(a alarms) RETURNS jsonb
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+	RETURN canopy_alarm_json(a, canopy_site_path(a.site_id),
+		(SELECT c.name FROM cameras c WHERE c.id = a.camera_id));
 END $$;
 
 ---------------------------------------------------------------------------------------
@@ -256,7 +265,10 @@ BEGIN
 				'event_state', h.body->'state', 'snapshot', h.body->'snapshot'))
 		FROM hits h ORDER BY h.ev
 		RETURNING *),
-	shown AS (SELECT r.*, canopy_alarm_json(ROW(r.*)::alarms) AS js FROM raised r),
+	cams AS (SELECT c.id, c.name FROM cameras c WHERE c.node_id = n.id),
+	shown AS (SELECT r.*, canopy_alarm_json(ROW(r.*)::alarms, site.path,
+			(SELECT cams.name FROM cams WHERE cams.id = r.camera_id)) AS js
+		FROM raised r LEFT JOIN site ON true),
 	fed AS (
 		INSERT INTO feed (tenant_id, type, site_id, ancestors, camera_id, body)
 		SELECT sh.tenant_id, 'alarm.created', sh.site_id, site.ancestors, sh.camera_id, sh.js
