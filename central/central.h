@@ -44,6 +44,9 @@ struct central_conf {
 	int64_t stream_replay_max;
 	int64_t stream_replay_age; /* ms */
 	int64_t feed_retention;    /* ms */
+	/* web console (central_console.c) */
+	char *console_dir;
+	char *console_connect_src;
 };
 
 struct central {

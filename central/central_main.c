@@ -9,6 +9,7 @@
 #include "central_api.h"
 #include "central_auth.h"
 #include "central_bootstrap.h"
+#include "central_console.h"
 #include "central_migrations.h"
 #include "central_stream.h"
 #include "central_tls.h"
@@ -98,6 +99,12 @@ static const struct cn_conf_directive central_directives[] = {
 	{ "feed_retention", CN_CONF_DURATION, C(feed_retention), (60) * 1000LL,
 	  (365LL * 86400) * 1000LL, "7d", NULL,
 	  "live stream messages are kept this long for resuming clients, then deleted" },
+	{ "console_dir", CN_CONF_STRING, C(console_dir), 0, 1024, "", NULL,
+	  "serve the web console's files from this directory instead of the copy compiled into "
+	  "the binary (for developing the console)" },
+	{ "console_connect_src", CN_CONF_STRING, C(console_connect_src), 0, 256, "", NULL,
+	  "origins besides this one the console may connect to (space-separated, e.g. the "
+	  "relays' https://relay.example:8443 for WHEP), added to its Content-Security-Policy" },
 };
 
 /* Before the listener: the database (schema, shared secrets, first admin) and TLS. */
@@ -145,7 +152,8 @@ static int central_start(struct cn_daemon *d)
 		return rc;
 	if ((rc = central_db_open(&d->loop, c->conf->db, (int)c->conf->db_pool,
 				  (size_t)c->conf->db_queue, &c->db)) < 0 ||
-	    (rc = central_api_init(c)) < 0 || (rc = central_uplink_start(c)) < 0 ||
+	    (rc = central_api_init(c)) < 0 || (rc = central_console_init(c)) < 0 ||
+	    (rc = central_uplink_start(c)) < 0 ||
 	    (rc = central_webhook_start(c)) < 0 ||
 	    (rc = central_stream_start(c)) < 0 ||
 	    (rc = central_alarms_start(c)) < 0)
@@ -165,6 +173,7 @@ static void central_stop(struct cn_daemon *d)
 	central_parent_quiesce(c);
 	central_uplink_quiesce(c);
 	central_stream_quiesce(c);
+	central_console_quiesce(c);
 	central_alarms_quiesce(c);
 	central_webhook_quiesce(c);
 	central_db_close(c->db);

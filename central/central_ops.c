@@ -6,6 +6,7 @@
 #include "central.h"
 #include "central_api.h"
 #include "central_auth.h"
+#include "central_relay.h"
 #include "cn_webhook.h"
 #include "cn_x509.h"
 #include "edge_camcfg.h"
@@ -144,6 +145,16 @@ static const struct cn_field camera_query[] = {
 	{ "site_id", CN_F_UUID, 0, 0, false },
 	{ "under", CN_F_UUID, 0, 0, false },
 	{ "state", CN_F_STR, 1, 32, false },
+	{ NULL },
+};
+
+static const struct cn_field live_body[] = {
+	{ "stream", CN_F_STR, 3, 4, false },
+	{ NULL },
+};
+static const struct cn_field playback_body[] = {
+	{ "start", CN_F_TIME, 0, 0, true },
+	{ "speed", CN_F_INT, 1, 4, false },
 	{ NULL },
 };
 
@@ -460,6 +471,20 @@ const struct api_op central_ops[] = {
 	  "rename a camera or replace its desired configuration" },
 	{ CN_HTTP_DELETE, V1 "/cameras/{id}", "cameras.write", "camera.delete", NULL, NULL,
 	  CALL("api_cameras_delete"), false, NULL, NULL, NULL, "remove a camera from its edge" },
+
+	/* Viewing through a relay (central_relay.c, docs/relay.md): audited like a change. */
+	{ CN_HTTP_POST, V1 "/cameras/{id}/live", "live.view", "camera.live", live_body, NULL,
+	  CALL("api_camera_live"), false, central_relay_prepare_live, central_relay_live_post, NULL,
+	  "watch a camera live: the relay's WHEP URL, a short-lived viewer token and ICE servers "
+	  "with ephemeral TURN credentials" },
+	{ CN_HTTP_POST, V1 "/cameras/{id}/playback", "archive.view", "camera.playback",
+	  playback_body, NULL, CALL("api_camera_live"), false, central_relay_prepare_playback,
+	  central_relay_live_post, NULL,
+	  "play a camera's archive from start at speed 1, 2 or 4 through a relay (within your "
+	  "archive depth)" },
+	{ CN_HTTP_GET, V1 "/relays", "sites.read", NULL, NULL, page_query, CALL("api_relays_list"),
+	  false, NULL, NULL, NULL,
+	  "relays serving this tenant: URL, state, draining, sessions, registered edges, load" },
 
 	{ CN_HTTP_GET, V1 "/users", "users.read", NULL, NULL, user_query, CALL("api_users_list"),
 	  false, NULL, NULL, NULL, "list the tenant's users" },

@@ -11,6 +11,7 @@
 #include "central_alarms.h"
 #include "central_auth.h"
 #include "central_db.h"
+#include "central_relay.h"
 #include "cn_base64.h"
 #include "cn_buf.h"
 #include "cn_crypto.h"
@@ -565,6 +566,7 @@ static void done_hello(struct central_job *job)
 	push_config(l);
 	if (strcmp(l->kind, "central") == 0)
 		drain_down(l);
+	central_relay_link_ready(l->u->c, l->node_id, l->kind);
 	ljob_free(j);
 }
 
@@ -790,6 +792,8 @@ static void handle_ready(struct link *l, const struct cn_envelope *env)
 		ljob_submit(l->u, j);
 	} else if (strcmp(env->type, "alarms") == 0 || strcmp(env->type, "alarms.state.ack") == 0) {
 		handle_alarm_links(l, env);
+	} else if (central_relay_message(l->u->c, l->node_id, l->kind, env)) {
+		/* relay.load (central_relay.c) */
 	} else {
 		/* Unknown types are skipped, so newer children can talk to older parents. */
 		cn_log_debug("uplink", "%s: ignoring message type '%s'", l->name, env->type);
@@ -1018,6 +1022,7 @@ static gboolean recheck(gpointer arg)
 		if (strcmp(l->kind, "central") == 0)
 			drain_down(l); /* alarm states a lost notification left behind */
 	}
+	central_relay_recheck(u->c); /* fresh relay registration tokens for edges */
 	return G_SOURCE_CONTINUE;
 }
 
@@ -1065,6 +1070,8 @@ static gboolean on_notify(gint fd, GIOCondition cond, gpointer arg)
 			push_config(l);
 		} else if (l && strcmp(n->relname, "canopy_child_outbox") == 0) {
 			drain_down(l);
+		} else if (strcmp(n->relname, "canopy_relays") == 0) {
+			central_relay_recheck(u->c); /* a relay came, went or moved */
 		} else if (l && strcmp(n->relname, "canopy_revoke") == 0) {
 			cn_log_warn("uplink", "%s %s revoked: closing its link", l->kind, l->name);
 			link_refuse(l, "revoked", "node revoked");
@@ -1086,6 +1093,7 @@ static int run_listen(PGconn *pg, struct central_job *job)
 	if (central_db_run(own, "LISTEN canopy_config", 0, NULL, job->err, sizeof(job->err)) < 0 ||
 	    central_db_run(own, "LISTEN canopy_revoke", 0, NULL, job->err, sizeof(job->err)) < 0 ||
 	    central_db_run(own, "LISTEN canopy_child_outbox", 0, NULL, job->err, sizeof(job->err)) < 0 ||
+	    central_db_run(own, "LISTEN canopy_relays", 0, NULL, job->err, sizeof(job->err)) < 0 ||
 	    PQsetnonblocking(own, 1) != 0) {
 		PQfinish(own);
 		return -EIO;
@@ -1125,6 +1133,37 @@ static void listen_connect(struct central_uplink *u)
 	if (central_db_submit(u->c->db, &j->job) < 0) {
 		ljob_free(j);
 		listen_lost(u, "database queue full");
+	}
+}
+
+int central_uplink_send_node(struct central *c, const char *node_id, const char *type,
+			     cJSON *body)
+{
+	struct link *l = c->uplink && !c->uplink->stopping
+				 ? g_hash_table_lookup(c->uplink->by_node, node_id)
+				 : NULL;
+
+	if (!l || l->state != L_READY) {
+		cJSON_Delete(body);
+		return -ENOENT;
+	}
+	return link_send(l, type, body);
+}
+
+void central_uplink_each(struct central *c, const char *kind,
+			 void (*fn)(struct central *c, const char *node_id, void *arg), void *arg)
+{
+	GHashTableIter it;
+	gpointer k, v;
+
+	if (!c->uplink || c->uplink->stopping)
+		return;
+	g_hash_table_iter_init(&it, c->uplink->by_node);
+	while (g_hash_table_iter_next(&it, &k, &v)) {
+		struct link *l = v;
+
+		if (l->state == L_READY && strcmp(l->kind, kind) == 0)
+			fn(c, l->node_id, arg);
 	}
 }
 

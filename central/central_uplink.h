@@ -12,6 +12,15 @@ int central_uplink_start(struct central *c);
 void central_uplink_quiesce(struct central *c);
 void central_uplink_stop(struct central *c);
 
+/* Sends a message (takes body) to a node whose link this instance holds; -ENOENT when
+ * it holds none. For central_relay.c. */
+struct cJSON;
+int central_uplink_send_node(struct central *c, const char *node_id, const char *type,
+			     struct cJSON *body);
+/* Calls fn for every ready link of kind held by this instance. */
+void central_uplink_each(struct central *c, const char *kind,
+			 void (*fn)(struct central *c, const char *node_id, void *arg), void *arg);
+
 /* Enrols into / stays connected to parent_url as a node of kind central. */
 int central_parent_start(struct central *c);
 void central_parent_quiesce(struct central *c);

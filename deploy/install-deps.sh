@@ -28,7 +28,8 @@ packages=(
 	python3-websockets python3-requests
 	# independent WebRTC clients for WHEP: aiortc, and headless Chromium driven by Selenium
 	python3-aiortc chromium chromium-driver python3-selenium
-	# a TURN server (coturn) the edge's relayed candidates are tested against
+	# a TURN server (coturn) the edge's relayed candidates are tested against; its
+	# turnutils_uclient and turnserver test and benchmark canopy-relay's TURN server
 	coturn
 	# private PostgreSQL clusters for tests and the demo
 	postgresql
@@ -44,6 +45,10 @@ packages=(
 	# HTTP client for tests and examples; HTTP load generator and MQTT broker (the peer
 	# a node fleet is measured against) for make bench
 	curl wrk mosquitto
+	# make demo: its printed REST and WHEP examples read JSON with jq
+	jq
+	# the relay's NAT lab test: network namespaces (ip netns) and NAT (iptables MASQUERADE)
+	iproute2 iptables
 	# make bench: Janus, the WebRTC server live view is measured against
 	janus
 )

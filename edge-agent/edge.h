@@ -61,6 +61,7 @@ struct edge {
 	guint retention_timer;
 	struct edge_uplink *uplink; /* NULL without central_url */
 	struct edge_whep *whep;
+	struct edge_relay *relay; /* registrations to relays (edge_relay.c) */
 	guint outbox_timer;
 };
 

@@ -17,6 +17,7 @@
 #include "cn_time.h"
 #include "edge.h"
 #include "edge_outbox.h"
+#include "edge_relay.h"
 #include "edge_uplink.h"
 
 #define ADMIN_TOKEN_DAYS 30
@@ -126,6 +127,8 @@ static int get_cameras(const struct cn_http_req *req, struct cn_http_resp *resp,
 		cJSON_AddNullToObject(root, "config_error");
 	/* where the configuration comes from, and whether that link is up */
 	edge_uplink_describe(e, root);
+	/* the relays it is registered with, so viewers reach it from outside */
+	edge_relay_describe(e, root);
 	/* what waits for central, and what was lost to the outbox bound */
 	edge_outbox_describe(e, root);
 	for (int i = 0; i < e->cams.ncams; i++) {

@@ -11,6 +11,7 @@
 #include "edge.h"
 #include "edge_outbox.h"
 #include "edge_uplink.h"
+#include "edge_relay.h"
 #include "edge_whep.h"
 #include "edge_avlog.h"
 #include "edge_recover.h"
@@ -158,7 +159,7 @@ static int edge_start(struct cn_daemon *d)
 	if ((rc = edge_export_init(&e->exporter, &d->loop, d->http, e->archive_dir, e->index_path, tmp)) < 0)
 		return rc;
 	if ((rc = edge_api_register(e)) < 0 || (rc = edge_push_register(e)) < 0 ||
-	    (rc = edge_whep_start(e, &e->whep)) < 0)
+	    (rc = edge_whep_start(e, &e->whep)) < 0 || (rc = edge_relay_start(e)) < 0)
 		return rc;
 	memset(&opts, 0, sizeof(opts));
 	snprintf(opts.archive_dir, sizeof(opts.archive_dir), "%s", e->archive_dir);
@@ -189,6 +190,7 @@ static void edge_stop(struct cn_daemon *d)
 {
 	struct edge *e = d->app;
 
+	edge_relay_stop(e);
 	edge_uplink_stop(e);
 	edge_whep_stop(e->whep);
 	e->whep = NULL;

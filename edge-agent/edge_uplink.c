@@ -18,6 +18,7 @@
 #include "edge.h"
 #include "edge_camcfg.h"
 #include "edge_index.h"
+#include "edge_relay.h"
 
 #define POLL_MS 1000
 #define EVENTS_BATCH 100
@@ -308,6 +309,8 @@ static void on_message(struct cn_uplink *u, const struct cn_envelope *env, void 
 		send_inventory(eu, false);
 	} else if (strcmp(env->type, "events.ack") == 0) {
 		events_acked(eu, env->body);
+	} else if (strcmp(env->type, "relays") == 0) {
+		edge_relay_update(eu->e, env->body); /* relays to register with (edge_relay.c) */
 	}
 }
 
@@ -387,6 +390,11 @@ int edge_uplink_describe(struct edge *e, cJSON *obj)
 	if (!e->uplink || !e->uplink->link)
 		return cJSON_AddNullToObject(obj, "uplink") ? 0 : -ENOMEM;
 	return cn_uplink_describe(e->uplink->link, obj);
+}
+
+const char *edge_uplink_node_id(struct edge *e)
+{
+	return e->uplink && e->uplink->link ? cn_uplink_node_id(e->uplink->link) : "";
 }
 
 void edge_uplink_stop(struct edge *e)

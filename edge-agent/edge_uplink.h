@@ -11,5 +11,7 @@ int edge_uplink_start(struct edge *e);
 /* Adds "uplink": {state, error, node_id, ...} (or null when not configured) to obj. */
 int edge_uplink_describe(struct edge *e, cJSON *obj);
 void edge_uplink_stop(struct edge *e);
+/* The node id central gave at enrolment ("" until then, or without an uplink). */
+const char *edge_uplink_node_id(struct edge *e);
 
 #endif

@@ -23,7 +23,9 @@
 #include "edge.h"
 #include "edge_live.h"
 #include "edge_playback.h"
+#include "edge_relay.h"
 #include "edge_subpull.h"
+#include "edge_uplink.h"
 
 #define BURST_BYTES_PER_TICK 25000 /* catch-up pacing: 20 Mbit/s in 10 ms ticks */
 #define BURST_TICK_MS 10
@@ -60,6 +62,8 @@ struct whep_session {
 	int64_t created_ms;
 	/* the pending POST: answered once our candidates are gathered */
 	uint64_t req_id;
+	uint64_t origin;      /* 0: our HTTP listener; else the relay link it came through */
+	bool told_connected;  /* the relay has been told the path */
 	bool answered;
 	struct cn_sdp *offer; /* until the answer is written */
 	int mline;            /* the offer's video section we answer */
@@ -97,6 +101,7 @@ struct whep_session {
 
 struct edge_whep {
 	struct edge *e;
+	struct edge_whep_remote remote; /* relays (edge_relay.c) */
 	struct cn_dtls_cert *cert;
 	struct cn_wrtc_conf wconf;
 	char stun_ip[64], turn_ip[64];
@@ -177,26 +182,114 @@ static int split_path(const struct cn_http_req *req, char *cam, size_t camcap, c
 	return 0;
 }
 
+/* A request that came through a relay (edge_whep_request): the same handlers run on it.
+ * req comes first, and conn is NULL, which tells the two kinds apart. */
+struct whep_in {
+	struct cn_http_req req;
+	const char *authorization;
+	const char *content_type;
+	uint64_t origin;
+};
+
+static uint64_t req_origin(const struct cn_http_req *req)
+{
+	return req->conn ? 0 : ((const struct whep_in *)req)->origin;
+}
+
+static int req_header(const struct cn_http_req *req, const char *name, char *out, size_t cap)
+{
+	const struct whep_in *in = (const struct whep_in *)req;
+	const char *v;
+
+	if (req->conn)
+		return cn_http_req_header(req, name, out, cap);
+	v = !strcmp(name, "authorization") ? in->authorization
+	    : !strcmp(name, "content-type") ? in->content_type : NULL;
+	if (!v)
+		return -ENOENT;
+	return cn_strlcpy(out, v, cap) < 0 ? -ENOSPC : 0;
+}
+
+/* A deferred answer goes back where the request came from. */
+static int respond(struct whep_session *s, struct cn_http_resp *resp)
+{
+	struct edge_whep *w = s->w;
+
+	if (!s->origin)
+		return cn_http_respond(w->e->d->http, s->req_id, resp);
+	if (!w->remote.answer) {
+		cn_buf_free(&resp->body);
+		return -ENOENT;
+	}
+	return w->remote.answer(w->remote.arg, s->origin, s->req_id, resp);
+}
+
 static bool content_type_is(const struct cn_http_req *req, const char *want)
 {
 	char ct[128];
 	size_t n = strlen(want);
 
-	if (cn_http_req_header(req, "content-type", ct, sizeof(ct)) < 0)
+	if (req_header(req, "content-type", ct, sizeof(ct)) < 0)
 		return false;
 	return !strncasecmp(ct, want, n) && (ct[n] == '\0' || ct[n] == ';' || ct[n] == ' ');
 }
 
+/* Verifies the bearer token with the node key, or else with central's keys (viewer
+ * tokens from central's live call, docs/relay.md): those must name this edge (claim node)
+ * and be viewer tokens. 1 with a 401 in resp on refusal. */
+static int view_token(struct edge_whep *w, const struct cn_http_req *req,
+		      struct cn_http_resp *resp, int64_t central_leeway, struct cn_jwt_claims *c,
+		      cJSON **payload)
+{
+	struct edge *e = w->e;
+	struct cn_ed25519 *keys[EDGE_RELAY_MAX_KEYS];
+	char hdr[CN_JWT_MAX_TOKEN + 16], err[256], err2[256];
+	int64_t now = cn_time_wall_ms() / 1000;
+	size_t nkeys;
+	int rc = req_header(req, "authorization", hdr, sizeof(hdr));
+
+	if (rc < 0 || strncmp(hdr, "Bearer ", 7) != 0) {
+		cn_http_problem(resp, 401, "Unauthorized",
+				rc == -ENOSPC ? "authorization header too long"
+					      : "a bearer token is required (Authorization: Bearer <token>)");
+		goto refuse;
+	}
+	if (cn_jwt_verify(hdr + 7, strlen(hdr + 7), &e->d->node_key, 1, now, 30, c, payload, err,
+			  sizeof(err)) == 0)
+		return 0;
+	nkeys = edge_relay_keys(e, keys, EDGE_RELAY_MAX_KEYS);
+	if (nkeys && cn_jwt_verify(hdr + 7, strlen(hdr + 7), keys, nkeys, now, central_leeway, c,
+				   payload, err2, sizeof(err2)) == 0) {
+		const char *typ = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*payload, "typ"));
+		const char *node = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(*payload, "node"));
+
+		/* never more than viewing: central's keys open no admin door here */
+		if (typ && !strcmp(typ, "viewer") && node && !strcmp(node, edge_uplink_node_id(e)) &&
+		    !cn_jwt_has_scope(c, EDGE_SCOPE_ADMIN))
+			return 0;
+		cJSON_Delete(*payload);
+		*payload = NULL;
+		cn_http_problem(resp, 401, "Unauthorized", "central's token is not a viewer token for this edge");
+		goto refuse;
+	}
+	cn_http_problem(resp, 401, "Unauthorized", "%s", nkeys ? err2 : err);
+refuse:
+	cn_http_resp_header(resp, "www-authenticate", "Bearer realm=\"canopy-edge\", error=\"invalid_token\"");
+	return 1;
+}
+
 /* The bearer token must be the edge's admin token or a viewer token for this camera.
- * *depth_s gets how far back it may play (-1: no limit). 1 with resp filled on refusal. */
+ * *depth_s gets how far back it may play (-1: no limit). 1 with resp filled on refusal.
+ * late: PATCH or DELETE of a session, whose URL is a capability: central's viewer tokens
+ * (5 minutes) are taken up to a day past expiry, as at the relay (docs/relay.md). */
 static int authorize_view(struct edge_whep *w, const struct cn_http_req *req,
-			  struct cn_http_resp *resp, const char *camera, int64_t *depth_s)
+			  struct cn_http_resp *resp, const char *camera, bool late, int64_t *depth_s)
 {
 	struct cn_jwt_claims c;
 	cJSON *payload = NULL;
 	int rc;
 
-	if (edge_api_token(w->e, req, resp, &c, &payload)) {
+	if (view_token(w, req, resp, late ? 86400 : 30, &c, &payload)) {
 		w->rejected[REJ_UNAUTHORIZED]++;
 		cors(resp);
 		return 1;
@@ -547,7 +640,7 @@ static void answer_failed(struct whep_session *s, int status, const char *title,
 	reject(s->w, &resp, status == 404 ? REJ_NOT_FOUND : status == 406 ? REJ_CODEC : REJ_UNAVAILABLE,
 	       status, title, "%s", detail);
 	s->answered = true;
-	cn_http_respond(s->w->e->d->http, s->req_id, &resp);
+	respond(s, &resp);
 	session_free(s);
 }
 
@@ -618,7 +711,7 @@ static void on_gathered(struct cn_wrtc_peer *p, void *arg)
 	cn_http_resp_header(&resp, "etag", loc);
 	cors(&resp);
 	s->answered = true;
-	if (cn_http_respond(w->e->d->http, s->req_id, &resp) == -ENOENT) {
+	if (respond(s, &resp) == -ENOENT) {
 		cn_log_info("whep", "session %s: the viewer left before its answer", s->id);
 		session_free(s);
 		return;
@@ -635,6 +728,12 @@ static void on_secure(struct cn_wrtc_peer *p, void *arg)
 
 	cn_wrtc_describe_pair(p, pair, sizeof(pair));
 	cn_log_info("whep", "session %s: media flowing (%s)", s->id, pair);
+	if (s->origin && s->w->remote.session && !s->told_connected) {
+		/* The relay counts sessions by path: through a TURN relay, or peer to peer. */
+		s->told_connected = true;
+		s->w->remote.session(s->w->remote.arg, s->origin, s->id, "connected",
+				     strstr(pair, "relay") ? "turn" : "p2p");
+	}
 	if (s->live)
 		send_cached_gop(s);
 	else if (s->nburst && !s->burst_timer)
@@ -834,7 +933,7 @@ static int post_whep(const struct cn_http_req *req, struct cn_http_resp *resp, v
 	if (!content_type_is(req, "application/sdp"))
 		return reject(w, resp, REJ_BAD_REQUEST, 415, "Unsupported Media Type",
 			      "the offer must be sent as Content-Type: application/sdp");
-	if (authorize_view(w, req, resp, cam, &depth_s))
+	if (authorize_view(w, req, resp, cam, false, &depth_s))
 		return 0;
 	if (!(g = edge_cameras_find(&e->cams, cam)))
 		return reject(w, resp, REJ_NOT_FOUND, 404, "Not Found", "no camera '%s' on this edge", cam);
@@ -931,6 +1030,7 @@ static int post_whep(const struct cn_http_req *req, struct cn_http_resp *resp, v
 	s->start_ms = start_ms;
 	s->created_ms = now;
 	s->req_id = req->id;
+	s->origin = req_origin(req);
 	s->track = -1;
 	s->atrack = -1;
 	s->amline = -1;
@@ -977,7 +1077,7 @@ static struct whep_session *find_session(struct edge_whep *w, const struct cn_ht
 		reject(w, resp, REJ_NOT_FOUND, 404, "Not Found", "not a WHEP session URL");
 		return NULL;
 	}
-	if (authorize_view(w, req, resp, cam, &depth))
+	if (authorize_view(w, req, resp, cam, true, &depth))
 		return NULL;
 	s = g_hash_table_lookup(w->sessions, sid);
 	if (!s || strcmp(s->camera, cam) != 0) {
@@ -1132,8 +1232,10 @@ static void session_free(struct whep_session *s)
 		cn_http_problem(&resp, 503, "Service Unavailable", "the session ended before it was set up");
 		cors(&resp);
 		s->answered = true;
-		cn_http_respond(w->e->d->http, s->req_id, &resp);
+		respond(s, &resp);
 	}
+	if (s->origin && s->answered && w->remote.session)
+		w->remote.session(w->remote.arg, s->origin, s->id, "closed", NULL);
 	g_hash_table_remove(w->sessions, s->id);
 	if (s->live) {
 		edge_live_unsubscribe(s->live, s);
@@ -1387,4 +1489,56 @@ int edge_whep_metrics(struct cn_buf *out, void *arg)
 				    "packets a viewer's socket refused (the viewer then waits for a keyframe)")) < 0)
 		return rc;
 	return cn_buf_printf(out, "canopy_whep_send_full_total %llu\n", (unsigned long long)w->send_full);
+}
+
+void edge_whep_set_remote(struct edge_whep *w, const struct edge_whep_remote *r)
+{
+	if (w)
+		w->remote = *r;
+}
+
+int edge_whep_request(struct edge_whep *w, const struct edge_whep_request *r,
+		      struct cn_http_resp *resp)
+{
+	struct whep_in in;
+	char path[300], query[300];
+	size_t q = 0;
+	int n;
+
+	if (!w)
+		return cn_http_problem(resp, 503, "Service Unavailable", "live view is not running"), 0;
+	memset(&in, 0, sizeof(in));
+	n = r->session ? snprintf(path, sizeof(path), "/whep/%s/%s", r->camera, r->session)
+		       : snprintf(path, sizeof(path), "/whep/%s", r->camera);
+	if (n < 0 || (size_t)n >= sizeof(path) || strchr(r->camera, '/'))
+		return reject(w, resp, REJ_NOT_FOUND, 404, "Not Found", "no such WHEP endpoint");
+	/* The query as cn_http keeps it: "name=value" fragments separated by NUL bytes. */
+	const char *names[3] = { "stream", "start", "speed" };
+	const char *vals[3] = { r->stream, r->start, r->speed };
+	for (int i = 0; i < 3; i++) {
+		if (!vals[i])
+			continue;
+		n = snprintf(query + q, sizeof(query) - q, "%s=%s", names[i], vals[i]);
+		if (n < 0 || (size_t)n + 1 >= sizeof(query) - q)
+			return reject(w, resp, REJ_BAD_REQUEST, 400, "Bad Request", "query too long");
+		q += (size_t)n + 1;
+	}
+	in.req.method = r->method;
+	in.req.path = (struct cn_str){ path, strlen(path) };
+	in.req.query = (struct cn_str){ query, q ? q - 1 : 0 };
+	in.req.body = (struct cn_str){ r->body ? r->body : "", r->body ? r->body_len : 0 };
+	in.req.id = r->id;
+	in.authorization = r->authorization;
+	in.content_type = r->content_type;
+	in.origin = r->origin;
+	switch (r->method) {
+	case CN_HTTP_POST:
+		return post_whep(&in.req, resp, w);
+	case CN_HTTP_PATCH:
+		return patch_whep(&in.req, resp, w);
+	case CN_HTTP_DELETE:
+		return delete_whep(&in.req, resp, w);
+	default:
+		return reject(w, resp, REJ_BAD_REQUEST, 405, "Method Not Allowed", "WHEP takes POST, PATCH and DELETE");
+	}
 }

@@ -254,7 +254,13 @@ static int start_response(struct lws *wsi, struct http_conn *c, struct cn_http_s
 						(int)strlen(resp->hdr[i].value), &p, end))
 			return -1;
 	}
-	if (lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+	/* no-store unless the handler chose its own caching (the console's files: no-cache
+	 * with an ETag, so browsers revalidate with a cheap 304). */
+	bool own_cache = false;
+	for (int i = 0; i < resp->nhdr; i++)
+		own_cache |= strcasecmp(resp->hdr[i].name, "cache-control") == 0;
+	if (!own_cache &&
+	    lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
 					(const unsigned char *)"no-store", 8, &p, end))
 		return -1;
 	if (lws_finalize_write_http_header(wsi, start, &p, end))

@@ -1,4 +1,4 @@
-/* cn_webrtc.h: a send-only WebRTC peer on the GLib loop: libnice ICE, DTLS-SRTP, RTP out, RTCP in and out, NACK buffer. */
+/* cn_webrtc.h: a WebRTC peer on the GLib loop: libnice ICE, DTLS-SRTP, RTP out (viewers) or in (an offering receiver), RTCP, NACK. */
 #ifndef CN_WEBRTC_H
 #define CN_WEBRTC_H
 
@@ -14,7 +14,12 @@
 
 /* One peer is one viewer: a single ICE component (BUNDLE and rtcp-mux are required), one
  * DTLS association, and up to CN_WRTC_MAX_TRACKS outgoing RTP streams. Everything runs on
- * the GMainContext given at creation; nothing blocks. */
+ * the GMainContext given at creation; nothing blocks.
+ *
+ * The other kind (cn_wrtc_offerer_new) receives: it makes the offer (controlling ICE,
+ * a=setup:actpass), takes the answer (cn_wrtc_set_answer), hands every RTP packet to the
+ * owner, sends receiver reports, NACKs gaps once, and PLIs on request. The relay pulls a
+ * camera from an edge with it. */
 
 #define CN_WRTC_MAX_TRACKS 2
 #define CN_WRTC_MAX_PAYLOAD 1200 /* RTP payload bytes per packet: safe over TURN and VPNs */
@@ -31,6 +36,8 @@ struct cn_wrtc_conf {
 	bool relay_only;         /* offer and use only the relayed candidate (hides local addresses) */
 	int port_min, port_max; /* 0, 0: any */
 	int64_t timeout_ms;     /* nothing heard from the peer (DTLS, RTCP) for this long: closed */
+	bool dtls_active;       /* answer an actpass offer with active: we open the DTLS handshake
+				 * once our ICE is connected (default passive: the viewer opens it) */
 };
 
 enum cn_wrtc_state {
@@ -54,6 +61,16 @@ struct cn_wrtc_stats {
 	int64_t rtt_ms;        /* from the last report with an LSR, -1 before */
 };
 
+/* Receiving side (offerer peers). */
+struct cn_wrtc_rx_stats {
+	uint32_t ssrc;               /* the media source, 0 before its first packet */
+	uint64_t packets, bytes;     /* RTP received (after SRTP), retransmissions included */
+	uint64_t bad;                /* failed SRTP or RTP parsing */
+	int64_t lost;                /* expected - received, RFC 3550 A.3 */
+	uint64_t nacked;             /* sequence numbers NACKed */
+	uint64_t plis;               /* PLIs sent */
+};
+
 struct cn_wrtc_peer;
 
 struct cn_wrtc_events {
@@ -67,6 +84,13 @@ struct cn_wrtc_events {
 	 * source, never from inside another call of this API; the only callback in which
 	 * the owner may free the peer. */
 	void (*closed)(struct cn_wrtc_peer *p, void *arg, const char *reason);
+	/* Offerer peers: an RTP packet arrived (SRTP removed, header parsed; h points into
+	 * pkt, valid during the call only). */
+	void (*rtp)(struct cn_wrtc_peer *p, void *arg, const struct cn_rtp_hdr *h,
+		    const uint8_t *pkt, size_t len);
+	/* When set, the owner answers NACKs from a buffer of its own (cn_wrtc_send_rtp with
+	 * retransmit) instead of the track's: seqs of track, n of them. */
+	void (*nack)(struct cn_wrtc_peer *p, void *arg, int track, const uint16_t *seqs, int n);
 };
 
 /*
@@ -79,7 +103,23 @@ int cn_wrtc_peer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
 		     const struct cn_wrtc_events *ev, void *arg, struct cn_wrtc_peer **out,
 		     char *err, size_t errcap);
 
-/* Fills the transport part of an answer: ufrag, pwd, fingerprint, setup, candidates. */
+/* A receiving peer that offers: controlling ICE, gathering starts; ev->gathered follows,
+ * then cn_wrtc_local gives the offer's transport (setup actpass). */
+int cn_wrtc_offerer_new(GMainContext *ctx, const struct cn_wrtc_conf *conf,
+			const struct cn_dtls_cert *cert, const struct cn_wrtc_events *ev, void *arg,
+			struct cn_wrtc_peer **out, char *err, size_t errcap);
+/* The answer's section for an offerer: ICE credentials, candidates, fingerprint, setup
+ * (passive: we open the DTLS handshake; active: we wait for it), a=ssrc. -EINVAL with
+ * err when unusable, -EALREADY when an answer was applied already. */
+int cn_wrtc_set_answer(struct cn_wrtc_peer *p, const struct cn_sdp_media *m, char *err,
+		       size_t errcap);
+/* Offerer: sends a PLI for the received stream (0, -EAGAIN before SECURE or before the
+ * source's SSRC is known). */
+int cn_wrtc_request_keyframe(struct cn_wrtc_peer *p);
+void cn_wrtc_get_rx_stats(const struct cn_wrtc_peer *p, struct cn_wrtc_rx_stats *out);
+
+/* Fills the transport part of an answer (or of an offerer's offer): ufrag, pwd,
+ * fingerprint, setup, candidates. */
 int cn_wrtc_local(struct cn_wrtc_peer *p, struct cn_sdp_answer *ans);
 
 /* Trickled remote candidates ("candidate:..." with or without "a="); mDNS (.local) and
@@ -100,6 +140,13 @@ int cn_wrtc_add_track(struct cn_wrtc_peer *p, uint8_t pt, uint32_t clock, bool n
  * keep up: the caller should skip to the next keyframe). */
 int cn_wrtc_send(struct cn_wrtc_peer *p, int track, const struct cn_rtp_payloads *pl,
 		 uint32_t ts);
+
+/* Forwarding: one RTP packet of track with the caller's sequence number and timestamp
+ * (the header carries the track's SSRC and payload type). Nothing is kept for NACK: the
+ * owner keeps its buffer (events.nack) and resends with retransmit set. Returns 1, or
+ * the errors of cn_wrtc_send (-EMSGSIZE past CN_WRTC_MAX_PAYLOAD). */
+int cn_wrtc_send_rtp(struct cn_wrtc_peer *p, int track, bool marker, uint16_t seq, uint32_t ts,
+		     const uint8_t *payload, size_t len, bool retransmit);
 
 enum cn_wrtc_state cn_wrtc_state(const struct cn_wrtc_peer *p);
 void cn_wrtc_get_stats(const struct cn_wrtc_peer *p, struct cn_wrtc_stats *out);

@@ -6,4 +6,4 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 pytest_plugins = ["fixtures.pg", "fixtures.camera", "fixtures.daemons", "fixtures.edge",
-                  "fixtures.central"]
+                  "fixtures.central", "fixtures.relay"]

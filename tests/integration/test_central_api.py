@@ -495,6 +495,7 @@ class Tenant:
                     "webhooks": hook["id"]}
         self.node_id = node["id"]
         self.camera_key = camera["key"]
+        self.relay_node = lab.node(site, "relay", kind="relay")
         self.all_ids = set(self.ids.values()) | {root["id"], t["admin_user_id"],
                                                  self.admin.session_id}
         # body fields and filters that name items
@@ -518,6 +519,16 @@ class Tenant:
         self.ids["alarms"] = alarm["id"]
         self.all_ids.add(alarm["id"])
 
+    def add_relay(self, pg, dbname: str):
+        """The tenant's relay as its first uplink contact records it (GET /relays)."""
+        conn = pg.connect(dbname, autocommit=True)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT relay_config(%s, %s)", (self.relay_node["id"], "secret"))
+        finally:
+            conn.close()
+        self.all_ids.add(self.relay_node["id"])
+
     def path(self, template: str, sub_owner: "Tenant | None" = None) -> str:
         """The template with this tenant's ids ({sub} from sub_owner when given)."""
         segs = template.strip("/").split("/")
@@ -538,6 +549,8 @@ class World:
         self.b = Tenant(c, system, "bravo")
         self.a.raise_alarm(pg, c.dbname)
         self.b.raise_alarm(pg, c.dbname)
+        self.a.add_relay(pg, c.dbname)
+        self.b.add_relay(pg, c.dbname)
         every_scope = [p["name"] for p in self.a.admin.ok("GET", "/permissions")["items"]]
         secret = Lab(self.a.admin, "alpha").token("integrator", every_scope)["token"]
         self.clients = {"session": self.a.admin, "api-token": client(c, secret)}
@@ -1088,12 +1101,27 @@ def test_every_change_is_audited(central_factory, pg):
     did("camera.create", cam["id"])
     adm.ok("PATCH", f"/cameras/{cam['id']}", {"name": "cam"})
     did("camera.update", cam["id"])
+    # live and playback need an online edge and a relay that has it registered: as the
+    # uplink would record them (test_relay_broker.py runs the real ones)
+    rnode = lab.node(site, "rl", kind="relay")
+    conn = psycopg2.connect(pg.dsn(c.dbname))
+    with conn, conn.cursor() as cur:
+        cur.execute("UPDATE nodes SET state = 'online' WHERE id IN (%s, %s)", (node["id"], rnode["id"]))
+        cur.execute("SELECT relay_config(%s, 'secret'), relay_report(%s, %s::jsonb)",
+                    (rnode["id"], rnode["id"], json.dumps({"public_url": "http://192.0.2.1:8580",
+                                                           "edges": [node["id"]], "sessions": 0})))
+    conn.close()
+    adm.ok("POST", f"/cameras/{cam['id']}/live", {})
+    did("camera.live", cam["id"])
+    adm.ok("POST", f"/cameras/{cam['id']}/playback", {"start": in_days(-1)})
+    did("camera.playback", cam["id"])
     adm.ok("DELETE", f"/cameras/{cam['id']}", status=204)
     did("camera.delete", cam["id"])
     adm.ok("POST", f"/nodes/{node['id']}/revoke")
     did("node.revoke", node["id"])
     adm.ok("DELETE", f"/nodes/{node['id']}", status=204)
     did("node.delete", node["id"])
+    adm.ok("DELETE", f"/nodes/{rnode['id']}", status=204)
     adm.ok("DELETE", f"/sites/{site['id']}", status=204)
     did("site.delete", site["id"])
 

@@ -45,7 +45,10 @@
 
   async function start() {
     if (!endpoint) throw new Error("missing ?url=");
-    pc = new RTCPeerConnection({ iceServers: [] });
+    // ice: the ice_servers of central's live call (JSON), when the test passes them
+    // policy=relay: only TURN-relayed candidates (iceTransportPolicy)
+    pc = new RTCPeerConnection({ iceServers: params.get("ice") ? JSON.parse(params.get("ice")) : [],
+                                 iceTransportPolicy: params.get("policy") || "all" });
     const tv = pc.addTransceiver("video", { direction: "recvonly" });
     if (onlyCodec && tv.setCodecPreferences) {
       const caps = RTCRtpReceiver.getCapabilities("video").codecs.filter(
