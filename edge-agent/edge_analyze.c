@@ -1,4 +1,4 @@
-/* edge_analyze.c: motion analysis: RTSP (own session) -> decode -> downscale -> edge_motion -> events. */
+/* edge_analyze.c: motion analysis: sub stream (own RTSP session) or the recorder's packets -> decode -> downscale -> edge_motion -> events. */
 #include "edge_analyze.h"
 
 #include <stdio.h>
@@ -11,6 +11,7 @@
 
 #include "cn_err.h"
 #include "cn_log.h"
+#include "cn_queue.h"
 #include "cn_time.h"
 #include "edge_ingest.h"
 #include "edge_motion.h"
@@ -18,6 +19,118 @@
 #define ANALYSIS_WIDTH 320
 #define START_FRAMES 2
 #define STOP_MS 3000
+#define TAP_POP_MS 300
+
+/* ---- the tap: ingest thread -> analysis thread ---- */
+
+struct edge_mtap {
+	struct cn_queue *q;
+	atomic_bool wanted;
+	atomic_llong bytes;           /* queued packet bytes, bounded by EDGE_MTAP_BYTES */
+	GMutex lock;                  /* guards par, tb, gen */
+	AVCodecParameters *par;
+	AVRational tb;
+	uint64_t gen;                 /* stream session; items of an older one are stale */
+	bool need_key;                /* producer only: dropped something, resume on a keyframe */
+};
+
+struct mtap_item {
+	AVPacket *pkt;
+	uint64_t gen;
+};
+
+static void mtap_item_free(void *p)
+{
+	struct mtap_item *it = p;
+
+	av_packet_free(&it->pkt);
+	free(it);
+}
+
+int edge_mtap_new(struct edge_mtap **out)
+{
+	struct edge_mtap *t = calloc(1, sizeof(*t));
+	int rc;
+
+	if (!t || !(t->par = avcodec_parameters_alloc())) {
+		free(t);
+		return -ENOMEM;
+	}
+	if ((rc = cn_queue_new("motion-tap", EDGE_MTAP_PACKETS, NULL, NULL, NULL, mtap_item_free, &t->q)) < 0) {
+		avcodec_parameters_free(&t->par);
+		free(t);
+		return rc;
+	}
+	g_mutex_init(&t->lock);
+	*out = t;
+	return 0;
+}
+
+void edge_mtap_free(struct edge_mtap *t)
+{
+	if (!t)
+		return;
+	cn_queue_free(t->q);
+	avcodec_parameters_free(&t->par);
+	g_mutex_clear(&t->lock);
+	free(t);
+}
+
+void edge_mtap_begin(struct edge_mtap *t, const AVCodecParameters *par, AVRational tb)
+{
+	g_mutex_lock(&t->lock);
+	if (avcodec_parameters_copy(t->par, par) < 0)
+		t->par->codec_id = AV_CODEC_ID_NONE; /* the analyser waits for the next session */
+	t->tb = tb;
+	t->gen++;
+	g_mutex_unlock(&t->lock);
+	t->need_key = true;
+}
+
+void edge_mtap_feed(struct edge_mtap *t, const AVPacket *pkt)
+{
+	struct mtap_item *it;
+
+	if (!atomic_load(&t->wanted)) {
+		t->need_key = true;
+		return;
+	}
+	if (t->need_key && !(pkt->flags & AV_PKT_FLAG_KEY))
+		return;
+	if (atomic_load(&t->bytes) + pkt->size > EDGE_MTAP_BYTES || !(it = calloc(1, sizeof(*it)))) {
+		t->need_key = true;
+		return;
+	}
+	/* A reference to the same buffer: no copy of the picture. */
+	if (!(it->pkt = av_packet_clone(pkt))) {
+		free(it);
+		t->need_key = true;
+		return;
+	}
+	g_mutex_lock(&t->lock);
+	it->gen = t->gen;
+	g_mutex_unlock(&t->lock);
+	atomic_fetch_add(&t->bytes, pkt->size);
+	if (cn_queue_push(t->q, it) < 0) {
+		/* The analyser is behind: skip to the next keyframe rather than wait for it. */
+		atomic_fetch_sub(&t->bytes, pkt->size);
+		mtap_item_free(it);
+		t->need_key = true;
+		return;
+	}
+	t->need_key = false;
+}
+
+static void mtap_drain(struct edge_mtap *t)
+{
+	void *p;
+
+	while (cn_queue_pop(t->q, 0, &p) == 0) {
+		struct mtap_item *it = p;
+		atomic_fetch_sub(&t->bytes, it->pkt->size);
+		mtap_item_free(it);
+	}
+}
 
 struct analyzer {
 	struct edge_ingest *g;
@@ -30,6 +143,11 @@ struct analyzer {
 	uint8_t *luma;
 	int w, h;
 	int64_t last_ms;
+	/* tap mode */
+	uint64_t gen;           /* stream session the decoder was opened for */
+	AVRational tb;
+	bool skip_to_key;       /* the rest of this GOP holds no analysis sample */
+	int64_t key_ms, gop_ms; /* last keyframe's media time, last GOP's length */
 };
 
 static int interrupt_cb(void *arg)
@@ -141,15 +259,23 @@ static void report(struct analyzer *a, const struct edge_motion_result *r)
 }
 
 /* Decodes one frame's worth; analyses it when the analysis interval has passed. */
-static int analyse_frame(struct analyzer *a, AVFrame *f)
+static int64_t analysis_interval_ms(const struct analyzer *a)
+{
+	return 1000 / (a->cfg.motion.fps > 0 ? a->cfg.motion.fps : 5);
+}
+
+/* ts_ms: the frame's time (media time from the tap, arrival otherwise); returns 1 when the
+ * frame was analysed. */
+static int analyse_frame(struct analyzer *a, AVFrame *f, int64_t ts_ms)
 {
 	struct edge_ingest *g = a->g;
 	struct edge_motion_result res;
 	int64_t now = cn_time_mono_ms();
 
-	if (now - a->last_ms < 1000 / (a->cfg.motion.fps > 0 ? a->cfg.motion.fps : 5))
+	/* A little slack: frames of a 15 fps camera are 66/67 ms apart. */
+	if (a->last_ms != INT64_MIN && ts_ms - a->last_ms < analysis_interval_ms(a) - 5)
 		return 0;
-	a->last_ms = now;
+	a->last_ms = ts_ms;
 	if (!a->sws || f->width * a->h != a->w * f->height) {
 		/* First frame (or a new size): pick the analysis size from its aspect. */
 		a->w = ANALYSIS_WIDTH;
@@ -167,8 +293,8 @@ static int analyse_frame(struct analyzer *a, AVFrame *f)
 	uint8_t *dst[4] = { a->luma };
 	int dst_stride[4] = { a->w };
 	sws_scale(a->sws, (const uint8_t *const *)f->data, f->linesize, 0, f->height, dst, dst_stride);
-	if (edge_motion_feed(a->det, a->luma, a->w, now, &res) < 0)
-		return 0;
+	if (edge_motion_feed(a->det, a->luma, a->w, ts_ms, &res) < 0)
+		return 1;
 	if (res.started || res.stopped)
 		report(a, &res);
 	if (res.active) {
@@ -177,7 +303,168 @@ static int analyse_frame(struct analyzer *a, AVFrame *f)
 	} else {
 		atomic_store(&g->motion_active, false);
 	}
-	return 0;
+	return 1;
+}
+
+/* Motion may have been open when the analysed stream went away: close the event. */
+static void end_event(struct analyzer *a)
+{
+	if (atomic_load(&a->g->motion_active)) {
+		struct edge_motion_result r = { .stopped = true };
+		report(a, &r);
+		atomic_store(&a->g->motion_active, false);
+	}
+}
+
+/* Settings edited live: rebuilds the detector; false when analysis must leave this mode
+ * (motion disabled, or sub_url added or removed). */
+static bool still_wanted(struct analyzer *a, bool tap)
+{
+	struct edge_ingest *g = a->g;
+
+	g_mutex_lock(&g->lock);
+	bool still = g->cfg.motion.enabled && (g->cfg.sub_url[0] == '\0') == tap;
+	bool changed = motion_cfg_changed(&g->cfg, &a->cfg);
+	if (changed)
+		a->cfg = g->cfg;
+	g_mutex_unlock(&g->lock);
+	if (still && changed && a->det)
+		build_detector(a);
+	return still && !atomic_load(&g->stop);
+}
+
+/* sub_url: the analyser's own RTSP session on the sub stream. */
+static void run_own_session(struct analyzer *a, AVPacket *pkt, AVFrame *frame, int64_t *backoff)
+{
+	struct edge_ingest *g = a->g;
+	int vi = open_session(a);
+
+	if (vi < 0) {
+		close_session(a);
+		for (int64_t t = 0; t < *backoff && !atomic_load(&g->stop); t += 100)
+			g_usleep(100000);
+		*backoff = *backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : *backoff * 2;
+		return;
+	}
+	*backoff = 1000;
+	a->last_ms = INT64_MIN;
+	while (!atomic_load(&g->stop)) {
+		atomic_store(&g->analyze_deadline_mono, cn_time_mono_ms() + g->opts.timeout_ms);
+		if (av_read_frame(a->ic, pkt) < 0)
+			break;
+		if (pkt->stream_index == vi && avcodec_send_packet(a->dec, pkt) == 0) {
+			while (avcodec_receive_frame(a->dec, frame) == 0) {
+				analyse_frame(a, frame, cn_time_mono_ms());
+				av_frame_unref(frame);
+			}
+		}
+		av_packet_unref(pkt);
+		if (!still_wanted(a, false))
+			break;
+	}
+	end_event(a);
+	close_session(a);
+}
+
+/* (Re)opens the decoder for the tap's current stream session; false while there is none
+ * usable (the item is then dropped). */
+static bool tap_open(struct analyzer *a, uint64_t gen)
+{
+	struct edge_mtap *t = a->g->mtap;
+	const AVCodec *codec;
+	bool ok = false;
+
+	end_event(a);
+	close_session(a);
+	a->gen = gen;
+	a->last_ms = INT64_MIN;
+	a->skip_to_key = false;
+	a->key_ms = INT64_MIN;
+	a->gop_ms = 0;
+	g_mutex_lock(&t->lock);
+	if (t->gen == gen && (codec = avcodec_find_decoder(t->par->codec_id)) &&
+	    (a->dec = avcodec_alloc_context3(codec)) &&
+	    avcodec_parameters_to_context(a->dec, t->par) >= 0) {
+		a->tb = t->tb;
+		ok = true;
+	}
+	g_mutex_unlock(&t->lock);
+	if (!ok) {
+		avcodec_free_context(&a->dec);
+		return false;
+	}
+	a->dec->thread_count = 1; /* many cameras share few cores */
+	/* Frames no other frame refers to are never needed to decode the ones we analyse. */
+	a->dec->skip_frame = AVDISCARD_NONREF;
+	if (avcodec_open2(a->dec, codec, NULL) < 0) {
+		avcodec_free_context(&a->dec);
+		return false;
+	}
+	return true;
+}
+
+/* One packet from the tap: decoded only when an analysis sample may still fall before
+ * the next keyframe. P-frames need every frame since the keyframe, so what can be saved
+ * is the tail of each GOP after its last sample (the GOP's length is guessed from the
+ * previous one); the decoder state stays right because decoding resumes on a keyframe. */
+static void tap_packet(struct analyzer *a, AVPacket *pkt, AVFrame *frame)
+{
+	int64_t ts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts : pkt->dts;
+	int64_t ms = av_rescale_q(ts, a->tb, (AVRational){ 1, 1000 });
+
+	if (pkt->flags & AV_PKT_FLAG_KEY) {
+		if (a->key_ms != INT64_MIN && ms > a->key_ms && ms - a->key_ms < 60000)
+			a->gop_ms = ms - a->key_ms;
+		a->key_ms = ms;
+		a->skip_to_key = false;
+	} else if (a->key_ms == INT64_MIN || a->skip_to_key) {
+		return;
+	}
+	if (avcodec_send_packet(a->dec, pkt) < 0)
+		return;
+	while (avcodec_receive_frame(a->dec, frame) == 0) {
+		int64_t fts = frame->best_effort_timestamp != AV_NOPTS_VALUE ? frame->best_effort_timestamp : ts;
+		int64_t fms = av_rescale_q(fts, a->tb, (AVRational){ 1, 1000 });
+		if (analyse_frame(a, frame, fms) == 1 && a->gop_ms > 0 &&
+		    fms + analysis_interval_ms(a) - 5 >= a->key_ms + a->gop_ms)
+			a->skip_to_key = true;
+		av_frame_unref(frame);
+	}
+}
+
+/* No sub_url: the recorder's packets, so the camera serves a single RTSP session. */
+static void run_tap(struct analyzer *a, AVFrame *frame)
+{
+	struct edge_ingest *g = a->g;
+	struct edge_mtap *t = g->mtap;
+	void *p;
+
+	g_mutex_lock(&g->lock);
+	a->cfg = g->cfg;
+	g_mutex_unlock(&g->lock);
+	a->gen = 0;
+	atomic_store(&t->wanted, true);
+	int64_t last_item = cn_time_mono_ms();
+	while (still_wanted(a, true)) {
+		if (cn_queue_pop(t->q, TAP_POP_MS, &p) < 0) {
+			/* The recorder lost the camera: an open event ends, as with a lost session. */
+			if (cn_time_mono_ms() - last_item > g->opts.timeout_ms)
+				end_event(a);
+			continue;
+		}
+		last_item = cn_time_mono_ms();
+		struct mtap_item *it = p;
+		atomic_fetch_sub(&t->bytes, it->pkt->size);
+		if (it->gen != a->gen && !tap_open(a, it->gen))
+			a->gen = 0; /* no decoder: try again with the next item */
+		if (a->dec && it->gen == a->gen)
+			tap_packet(a, it->pkt, frame);
+		mtap_item_free(it);
+	}
+	atomic_store(&t->wanted, false);
+	mtap_drain(t);
+	end_event(a);
+	close_session(a);
 }
 
 void *edge_analyze_thread(void *ingest)
@@ -193,9 +480,10 @@ void *edge_analyze_thread(void *ingest)
 		goto out_free;
 	}
 	while (!atomic_load(&g->stop)) {
-		bool enabled;
+		bool enabled, tap;
 		g_mutex_lock(&g->lock);
 		enabled = g->cfg.motion.enabled;
+		tap = g->cfg.sub_url[0] == '\0';
 		g_mutex_unlock(&g->lock);
 		if (!enabled) {
 			atomic_store(&g->motion_active, false);
@@ -207,46 +495,10 @@ void *edge_analyze_thread(void *ingest)
 			g_usleep(1000000);
 			continue;
 		}
-		int vi = open_session(&a);
-		if (vi < 0) {
-			close_session(&a);
-			for (int64_t t = 0; t < backoff && !atomic_load(&g->stop); t += 100)
-				g_usleep(100000);
-			backoff = backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : backoff * 2;
-			continue;
-		}
-		backoff = 1000;
-		a.last_ms = 0;
-		while (!atomic_load(&g->stop)) {
-			atomic_store(&g->analyze_deadline_mono, cn_time_mono_ms() + g->opts.timeout_ms);
-			if (av_read_frame(a.ic, pkt) < 0)
-				break;
-			if (pkt->stream_index == vi && avcodec_send_packet(a.dec, pkt) == 0) {
-				while (avcodec_receive_frame(a.dec, frame) == 0) {
-					analyse_frame(&a, frame);
-					av_frame_unref(frame);
-				}
-			}
-			av_packet_unref(pkt);
-			/* Settings edited live: rebuild the detector, or stop if disabled. */
-			g_mutex_lock(&g->lock);
-			bool still = g->cfg.motion.enabled;
-			bool changed = motion_cfg_changed(&g->cfg, &a.cfg);
-			if (changed)
-				a.cfg = g->cfg;
-			g_mutex_unlock(&g->lock);
-			if (!still)
-				break;
-			if (changed && a.det)
-				build_detector(&a);
-		}
-		if (atomic_load(&g->motion_active)) {
-			/* The analysis stream went away mid-event: close the event. */
-			struct edge_motion_result r = { .stopped = true };
-			report(&a, &r);
-			atomic_store(&g->motion_active, false);
-		}
-		close_session(&a);
+		if (tap)
+			run_tap(&a, frame);
+		else
+			run_own_session(&a, pkt, frame, &backoff);
 	}
 out_free:
 	close_session(&a);

@@ -278,8 +278,13 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 			break;
 		}
 		if (pkt->stream_index != vi) {
-			if (pkt->stream_index == ai)
+			if (pkt->stream_index == ai) {
 				edge_live_feed_audio(g->live, pkt, ic->streams[ai]->time_base, now);
+				/* Into the open segment, if any (the recording decision is the
+				 * video's; pre-record keeps video only). */
+				if (now_mono >= pause_until)
+					edge_segw_write_audio(w, pkt);
+			}
 			av_packet_unref(pkt);
 			continue;
 		}
@@ -293,6 +298,7 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		next_dts = pkt->dts + (last_dur > 0 ? last_dur : 1);
 		/* Viewers first: a slow disk must not delay live view. */
 		edge_live_feed(g->live, pkt, st->time_base, now);
+		edge_mtap_feed(g->mtap, pkt);
 		win_pkts++;
 		win_bytes += pkt->size;
 		g_mutex_lock(&g->lock);
@@ -475,6 +481,9 @@ static gpointer ingest_thread(gpointer data)
 			pars[i] = ic->streams[i]->codecpar;
 		int ai = edge_live_find_audio(pars, np);
 		edge_live_begin(g->live, par, ai >= 0 ? pars[ai] : NULL);
+		edge_mtap_begin(g->mtap, par, ic->streams[vi]->time_base);
+		edge_segw_set_audio(&w, ai >= 0 ? pars[ai] : NULL,
+				    ai >= 0 ? ic->streams[ai]->time_base : (AVRational){ 1, 8000 });
 		run_session(g, ix, &w, ic, vi, ai);
 		edge_segw_close(&w, EDGE_CUT_STOP);
 		set_recording(g, &w);
@@ -493,6 +502,7 @@ static gpointer ingest_thread(gpointer data)
 		}
 	}
 	edge_segw_close(&w, EDGE_CUT_STOP);
+	edge_segw_set_audio(&w, NULL, (AVRational){ 1, 8000 });
 	set_recording(g, &w);
 	set_state(g, ix, EDGE_CAM_STOPPED, "stopped");
 	edge_live_end(g->live);
@@ -517,6 +527,12 @@ int edge_ingest_start(const struct edge_camera_cfg *cfg, const struct edge_inges
 	g->reported = EDGE_CAM_CONNECTING;
 	g->st.since_ms = cn_time_wall_ms();
 	if (edge_live_new(cfg->id, g_main_context_default(), &g->live) < 0) {
+		g_mutex_clear(&g->lock);
+		free(g);
+		return -ENOMEM;
+	}
+	if (edge_mtap_new(&g->mtap) < 0) {
+		edge_live_unref(g->live);
 		g_mutex_clear(&g->lock);
 		free(g);
 		return -ENOMEM;
@@ -562,6 +578,7 @@ void edge_ingest_free(struct edge_ingest *g)
 	g_thread_join(g->thread);
 	g_thread_join(g->analyze_thread);
 	edge_live_unref(g->live);
+	edge_mtap_free(g->mtap);
 	g_mutex_clear(&g->lock);
 	memset(&g->cfg, 0, sizeof(g->cfg)); /* credentials */
 	free(g);

@@ -58,8 +58,10 @@ struct edge_ingest {
 	atomic_bool exited;
 	atomic_llong op_deadline_mono; /* interrupt callback gives up past this */
 	GThread *thread;
-	/* motion analysis (edge_analyze.c), its own thread and RTSP session */
+	/* motion analysis (edge_analyze.c), its own thread; its own RTSP session on sub_url,
+	 * else the recorder's packets through mtap */
 	GThread *analyze_thread;
+	struct edge_mtap *mtap;
 	atomic_llong analyze_deadline_mono;
 	atomic_bool motion_active;
 	atomic_llong motion_until_mono; /* post-record: keep recording until then */

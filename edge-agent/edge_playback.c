@@ -37,6 +37,7 @@ struct edge_playback {
 	char camera[64];
 	int64_t start_ms;
 	int speed;
+	bool want_audio;
 	struct edge_playback_cb cb; /* loop only; zeroed when stopped */
 	bool detached;              /* loop only */
 	atomic_bool stop;
@@ -143,8 +144,42 @@ struct pb_state {
 	int64_t last_wall_us;  /* newest frame sent (frames at or before it are skipped) */
 	int64_t t0_mono_us, wall0_us;
 	int64_t progress_mono; /* when the last frame was read */
+	int64_t last_audio_us; /* newest audio sent, wall clock */
+	int64_t seg_start_ms;  /* the segment being played */
 	bool ended;            /* an END or a failed INFO has been sent */
 };
+
+/* An audio packet: paced on the video's clock; none before the first keyframe or the
+ * requested time (catch-up is for the picture), none overlapping what was sent. */
+static int play_audio(struct edge_playback *p, struct pb_state *s, const AVStream *st,
+		      const AVPacket *pkt)
+{
+	int64_t wall_us;
+
+	if (pkt->pts == AV_NOPTS_VALUE || !s->started || !s->t0_mono_us)
+		return 0;
+	wall_us = s->seg_start_ms * 1000 + av_rescale_q(pkt->pts, st->time_base, (AVRational){ 1, 1000000 });
+	if (wall_us < p->start_ms * 1000 || wall_us <= s->last_audio_us)
+		return 0;
+	if (!wait_until(p, s->t0_mono_us + (wall_us - s->wall0_us)))
+		return -EPIPE;
+	struct pb_msg *m = calloc(1, sizeof(*m));
+	struct edge_frame *f = calloc(1, sizeof(*f));
+	if (!m || !f || !(f->pkt = av_packet_clone(pkt))) {
+		free(m);
+		free(f);
+		return -ENOMEM;
+	}
+	f->refs = 1;
+	f->audio = true;
+	f->key = true;
+	f->pts_us = wall_us;
+	f->wall_ms = wall_us / 1000;
+	m->type = MSG_FRAME;
+	m->f = f;
+	s->last_audio_us = wall_us;
+	return push(p, m) ? 0 : -EPIPE;
+}
 
 /* Plays one segment file from where we are. 1: done with it; 0: read to its end;
  * negative: stop. */
@@ -167,6 +202,12 @@ static int play_segment(struct edge_playback *p, const struct edge_segment_row *
 		return 0; /* a damaged segment is a gap, not the end */
 	}
 	AVStream *st = ic->streams[0];
+	/* The recording's G.711 track (edge_segment.c), when the viewer takes audio. */
+	const AVCodecParameters *pars[8];
+	unsigned np = ic->nb_streams < 8 ? ic->nb_streams : 8;
+	for (unsigned i = 0; i < np; i++)
+		pars[i] = ic->streams[i]->codecpar;
+	int ai = p->want_audio && p->speed == 1 ? edge_live_find_audio(pars, np) : -1;
 	if (!s->info_sent) {
 		struct pb_msg *m = calloc(1, sizeof(*m));
 		if (!m) {
@@ -177,6 +218,8 @@ static int play_segment(struct edge_playback *p, const struct edge_segment_row *
 		if ((m->err = edge_stream_info_from_par(st->codecpar, &m->info)) < 0)
 			snprintf(m->text, sizeof(m->text), "the recording's codec (%s) cannot be sent over WebRTC",
 				 avcodec_get_name(st->codecpar->codec_id));
+		if (ai >= 0)
+			m->info.audio_codec = ic->streams[ai]->codecpar->codec_id;
 		rc = m->err;
 		if (!push(p, m) || rc < 0) {
 			s->ended = true;
@@ -186,6 +229,7 @@ static int play_segment(struct edge_playback *p, const struct edge_segment_row *
 		s->info_sent = true;
 	}
 	int ls = nal_length_size(st->codecpar);
+	s->seg_start_ms = seg->start_ms;
 	int64_t from_ms = s->last_wall_us != INT64_MIN ? s->last_wall_us / 1000 : p->start_ms;
 	if (from_ms > seg->start_ms) {
 		int64_t ts = av_rescale_q(from_ms - seg->start_ms, (AVRational){ 1, 1000 }, st->time_base);
@@ -197,6 +241,13 @@ static int play_segment(struct edge_playback *p, const struct edge_segment_row *
 		int64_t wall_us = seg->start_ms * 1000 + av_rescale_q(dts, st->time_base, (AVRational){ 1, 1000000 });
 		bool key = (pkt->flags & AV_PKT_FLAG_KEY) != 0;
 
+		if (ai >= 0 && pkt->stream_index == ai) {
+			rc = play_audio(p, s, ic->streams[ai], pkt);
+			av_packet_unref(pkt);
+			if (rc < 0)
+				break;
+			continue;
+		}
 		if (pkt->stream_index != 0 || wall_us <= s->last_wall_us || (!s->started && !key)) {
 			av_packet_unref(pkt);
 			continue;
@@ -256,7 +307,7 @@ static gpointer pb_thread(gpointer data)
 	struct edge_playback *p = data;
 	struct edge_index *ix = NULL;
 	GArray *rows = g_array_new(FALSE, FALSE, sizeof(struct edge_segment_row));
-	struct pb_state s = { .last_wall_us = INT64_MIN };
+	struct pb_state s = { .last_wall_us = INT64_MIN, .last_audio_us = INT64_MIN };
 	int64_t done_id = 0, done_bytes = 0;
 	char when[40];
 
@@ -321,6 +372,13 @@ int edge_playback_start(const char *archive_dir, const char *index_path, const c
 			int64_t start_ms, int speed, const struct edge_playback_cb *cb,
 			struct edge_playback **out)
 {
+	return edge_playback_start_av(archive_dir, index_path, camera, start_ms, speed, false, cb, out);
+}
+
+int edge_playback_start_av(const char *archive_dir, const char *index_path, const char *camera,
+			   int64_t start_ms, int speed, bool want_audio, const struct edge_playback_cb *cb,
+			   struct edge_playback **out)
+{
 	struct edge_playback *p = calloc(1, sizeof(*p));
 	int rc;
 
@@ -332,6 +390,7 @@ int edge_playback_start(const char *archive_dir, const char *index_path, const c
 	p->start_ms = start_ms;
 	p->speed = speed > 0 ? speed : 1;
 	p->cb = *cb;
+	p->want_audio = want_audio;
 	if ((rc = cn_queue_new("playback", PB_QUEUE, g_main_context_default(), on_msg, p, msg_free,
 			       &p->q)) < 0) {
 		free(p);

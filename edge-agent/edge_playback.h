@@ -25,6 +25,12 @@ struct edge_playback_cb {
 int edge_playback_start(const char *archive_dir, const char *index_path, const char *camera,
 			int64_t start_ms, int speed, const struct edge_playback_cb *cb,
 			struct edge_playback **out);
+/* The same, and with want_audio also the recording's G.711 audio: frames with f->audio
+ * set, paced like the video, at speed 1 only, none catch-up; info.audio_codec says which.
+ * edge_playback_start delivers video only. */
+int edge_playback_start_av(const char *archive_dir, const char *index_path, const char *camera,
+			   int64_t start_ms, int speed, bool want_audio, const struct edge_playback_cb *cb,
+			   struct edge_playback **out);
 /* Detaches the callbacks and asks the thread to stop; the object is reaped (joined and
  * freed) by edge_playback_reap once the thread has exited. On the loop. */
 void edge_playback_stop(struct edge_playback *p);

@@ -1,4 +1,4 @@
-/* edge_segment.c: fMP4 segmenter on libavformat; a fragment per keyframe, flushed at once. */
+/* edge_segment.c: fMP4 segmenter on libavformat; a fragment per keyframe, flushed at once; G.711 audio as a second track. */
 #include "edge_segment.h"
 
 #include <errno.h>
@@ -26,6 +26,22 @@ void edge_segw_init(struct edge_segw *w, const char *archive_dir, const char *ca
 	cn_strlcpy(w->camera, camera, sizeof(w->camera));
 	w->seg_dur_ms = seg_dur_ms;
 	w->ix = ix;
+	w->a_out = -1;
+}
+
+int edge_segw_set_audio(struct edge_segw *w, const AVCodecParameters *par, AVRational in_tb)
+{
+	avcodec_parameters_free(&w->apar);
+	if (!par)
+		return 0;
+	if (par->codec_id != AV_CODEC_ID_PCM_ALAW && par->codec_id != AV_CODEC_ID_PCM_MULAW)
+		return -ENOTSUP;
+	if (!(w->apar = avcodec_parameters_alloc()) || avcodec_parameters_copy(w->apar, par) < 0) {
+		avcodec_parameters_free(&w->apar);
+		return -ENOMEM;
+	}
+	w->a_in_tb = in_tb;
+	return 0;
 }
 
 static int averr_to_neg(int err)
@@ -54,9 +70,11 @@ static int mkdirs(const char *path)
 	return 0;
 }
 
+/* Rounded down, as recovery (edge_recover.c) reads the file's ticks: the index must say
+ * the same after a crash as before it. */
 static int64_t dts_to_ms(const struct edge_segw *w, int64_t dts)
 {
-	return av_rescale_q(dts - w->first_dts, w->in_tb, (AVRational){ 1, 1000 });
+	return av_rescale_q_rnd(dts - w->first_dts, w->in_tb, (AVRational){ 1, 1000 }, AV_ROUND_DOWN);
 }
 
 static const char *codec_tag(enum AVCodecID id)
@@ -90,7 +108,10 @@ static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRat
 			     cn_strerror(rc));
 		return rc;
 	}
-	if ((rc = avformat_alloc_output_context2(&w->oc, NULL, "mp4", path)) < 0)
+	/* The mp4 muxer has no sample entry for G.711; the mov muxer writes the same
+	 * fragmented layout with 'alaw'/'ulaw' entries, which every ISO BMFF reader we use
+	 * (libavformat, cn_mp4) takes. Video-only segments stay plain mp4. */
+	if ((rc = avformat_alloc_output_context2(&w->oc, NULL, w->apar ? "mov" : "mp4", path)) < 0)
 		return averr_to_neg(rc);
 	st = avformat_new_stream(w->oc, NULL);
 	w->par = avcodec_parameters_alloc();
@@ -105,6 +126,22 @@ static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRat
 	}
 	st->codecpar->codec_tag = 0;
 	st->time_base = in_tb;
+	w->a_out = -1;
+	if (w->apar) {
+		AVStream *ast = avformat_new_stream(w->oc, NULL);
+		if (!ast) {
+			rc = -ENOMEM;
+			goto out_free_ctx;
+		}
+		if ((rc = avcodec_parameters_copy(ast->codecpar, w->apar)) < 0) {
+			rc = averr_to_neg(rc);
+			goto out_free_ctx;
+		}
+		ast->codecpar->codec_tag = 0;
+		ast->time_base = (AVRational){ 1, w->apar->sample_rate > 0 ? w->apar->sample_rate : 8000 };
+		w->a_out = ast->index;
+		w->last_adts = INT64_MIN;
+	}
 	if ((rc = avio_open(&w->oc->pb, path, AVIO_FLAG_WRITE)) < 0) {
 		cn_log_error("segment", "camera '%s': cannot create '%s': %s", w->camera, path,
 			     av_err2str(rc));
@@ -197,6 +234,88 @@ static bool format_changed(const AVCodecParameters *a, const AVCodecParameters *
 	return a->codec_id != b->codec_id || a->width != b->width || a->height != b->height ||
 	       a->extradata_size != b->extradata_size ||
 	       (a->extradata_size && memcmp(a->extradata, b->extradata, (size_t)a->extradata_size));
+}
+
+/* G.711 is one byte per sample and channel: silence to start a segment's track on its
+ * first video frame, so the track needs no edit list (an empty moov is written before
+ * the first packet, and the mov muxer would otherwise move a late track to zero). */
+static int write_silence(struct edge_segw *w, int64_t samples)
+{
+	AVPacket *s = av_packet_alloc();
+	int ch = w->apar->ch_layout.nb_channels > 0 ? w->apar->ch_layout.nb_channels : 1;
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	if ((rc = av_new_packet(s, (int)(samples * ch))) < 0) {
+		av_packet_free(&s);
+		return rc;
+	}
+	memset(s->data, w->apar->codec_id == AV_CODEC_ID_PCM_ALAW ? 0xd5 : 0xff, (size_t)s->size);
+	s->pts = s->dts = 0;
+	s->duration = samples;
+	s->stream_index = w->a_out;
+	s->flags = AV_PKT_FLAG_KEY;
+	rc = av_write_frame(w->oc, s);
+	av_packet_free(&s);
+	return rc;
+}
+
+int edge_segw_write_audio(struct edge_segw *w, AVPacket *pkt)
+{
+	AVRational otb;
+	int64_t ts, v_ms, samples;
+	int rc, ch;
+
+	if (!w->oc || w->a_out < 0 || pkt->size <= 0)
+		return 0;
+	if (pkt->pts == AV_NOPTS_VALUE) {
+		w->audio_dropped++;
+		return 0;
+	}
+	otb = w->oc->streams[w->a_out]->time_base; /* 1 / sample rate: a tick is a sample */
+	ch = w->apar->ch_layout.nb_channels > 0 ? w->apar->ch_layout.nb_channels : 1;
+	/* Both streams come from one RTSP session, on one clock (FFmpeg aligns them by the
+	 * RTCP sender reports): the segment's zero is its first video frame. */
+	ts = av_rescale_q(pkt->pts, w->a_in_tb, otb) - av_rescale_q(w->first_dts, w->in_tb, otb);
+	v_ms = dts_to_ms(w, w->last_dts);
+	if (llabs(av_rescale_q(ts, otb, (AVRational){ 1, 1000 }) - v_ms) > CLOCK_JUMP_MS) {
+		w->audio_dropped++; /* off the video's clock: it would only desynchronise */
+		return 0;
+	}
+	/* Samples before the segment's start or already written are cut off the packet's
+	 * head, so the track is continuous and starts exactly with the video. */
+	int64_t next = w->last_adts == INT64_MIN ? 0 : w->last_adts;
+	if (ts < next) {
+		int64_t cut = next - ts;
+		if (cut * ch >= pkt->size) {
+			w->audio_dropped++;
+			return 0;
+		}
+		pkt->data += cut * ch;
+		pkt->size -= (int)(cut * ch);
+		ts = next;
+	}
+	if (w->last_adts == INT64_MIN && ts > 0 && ts < av_rescale_q(CLOCK_JUMP_MS, (AVRational){ 1, 1000 }, otb)) {
+		if ((rc = write_silence(w, ts)) < 0) {
+			w->audio_dropped++;
+			return 0;
+		}
+	}
+	samples = pkt->size / ch;
+	pkt->pts = pkt->dts = ts;
+	pkt->duration = samples;
+	pkt->stream_index = w->a_out;
+	pkt->pos = -1;
+	/* Samples wait in the muxer until the next video keyframe writes the fragment; a
+	 * write error shows up there. */
+	if ((rc = av_write_frame(w->oc, pkt)) < 0) {
+		w->audio_dropped++;
+		cn_log_debug("segment", "camera '%s': audio packet refused: %s", w->camera, av_err2str(rc));
+		return 0;
+	}
+	w->last_adts = ts + samples; /* where the next packet should start */
+	return 0;
 }
 
 int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRational in_tb,

@@ -1,4 +1,4 @@
-/* edge_segment.h: writes one camera stream into fragmented MP4 segment files and indexes them. */
+/* edge_segment.h: writes one camera stream (video, and G.711 audio when it has some) into fragmented MP4 segment files and indexes them. */
 #ifndef EDGE_SEGMENT_H
 #define EDGE_SEGMENT_H
 
@@ -30,6 +30,11 @@ struct edge_segw {
 	AVFormatContext *oc;
 	AVCodecParameters *par; /* copy of the input parameters this segment was opened with */
 	AVRational in_tb;
+	/* the stream's G.711 audio (edge_segw_set_audio), recorded as a second track */
+	AVCodecParameters *apar;
+	AVRational a_in_tb;
+	int a_out;            /* its stream in oc, -1 when the segment has none */
+	int64_t last_adts;    /* end of the audio written, in samples; INT64_MIN: none yet */
 	int64_t seg_id;
 	char relpath[256];
 	int64_t start_ms;     /* wall clock of the first packet */
@@ -46,6 +51,8 @@ struct edge_segw {
 	uint64_t fragments;
 	uint64_t bytes;
 	uint64_t cuts[EDGE_CUT_STOP + 1];
+	uint64_t audio_dropped; /* audio packets that could not be placed (before the segment's
+				 * start, out of order, or too far from the video) */
 };
 
 void edge_segw_init(struct edge_segw *w, const char *archive_dir, const char *camera,
@@ -56,6 +63,14 @@ void edge_segw_init(struct edge_segw *w, const char *archive_dir, const char *ca
  * closed, valid up to its last complete fragment). */
 int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRational in_tb,
 		    AVPacket *pkt, int64_t recv_ms);
+/* The stream's audio for segments opened from now on (par NULL: none): G.711 (pcm_alaw,
+ * pcm_mulaw) only, which the mp4 muxer refuses, so such segments are written by the mov
+ * muxer (same fragmented ISO BMFF layout, 'qt  ' brand, 'alaw'/'ulaw' sample entries).
+ * Returns -ENOTSUP (and records no audio) for other codecs. */
+int edge_segw_set_audio(struct edge_segw *w, const AVCodecParameters *par, AVRational in_tb);
+/* Writes one audio packet into the open segment, placed against its video by timestamp.
+ * Nothing (0) when no segment is open or it has no audio track. */
+int edge_segw_write_audio(struct edge_segw *w, AVPacket *pkt);
 /* Finishes the open segment, if any: trailer, index row completed. */
 int edge_segw_close(struct edge_segw *w, enum edge_seg_cut why);
 

@@ -606,6 +606,12 @@ static void pb_frame(struct edge_frame *f, bool catchup, void *arg)
 {
 	struct whep_session *s = arg;
 
+	if (f->audio) {
+		/* recorded G.711: sent like live audio; none before the picture starts */
+		if (!catchup && !s->nburst)
+			send_audio(s, f);
+		return;
+	}
 	/* Frames read before the handshake completes wait in the burst queue: the keyframe
 	 * before the requested time must not be lost. */
 	if (!s->peer || cn_wrtc_state(s->peer) != CN_WRTC_SECURE || s->nburst || catchup)
@@ -798,7 +804,9 @@ static int choose(struct whep_session *s, int *status, char *why, size_t cap)
 	s->format = cn_sdp_pick_format(&o->media[s->mline], h265 ? CN_SDP_CODEC_H265 : CN_SDP_CODEC_H264,
 				       s->info.profile);
 	s->amline = -1;
-	for (int i = 0; s->info.audio_codec && !s->playback && i < o->nmedia; i++) {
+	/* Playback: edge_playback fills audio_codec only when the recording has G.711 and
+	 * plays at 1x. */
+	for (int i = 0; s->info.audio_codec && i < o->nmedia; i++) {
 		const struct cn_sdp_media *m = &o->media[i];
 		if (m->kind != CN_SDP_AUDIO || m->port == 0 || !o->bundle ||
 		    (m->dir != CN_SDP_RECVONLY && m->dir != CN_SDP_SENDRECV))
@@ -1056,8 +1064,8 @@ static int post_whep(const struct cn_http_req *req, struct cn_http_resp *resp, v
 		}
 	} else {
 		struct edge_playback_cb cb = { pb_info, pb_frame, pb_end, s };
-		if ((rc = edge_playback_start(e->archive_dir, e->index_path, cam, start_ms, (int)speed, &cb,
-					      &s->pb)) < 0) {
+		if ((rc = edge_playback_start_av(e->archive_dir, e->index_path, cam, start_ms, (int)speed, true,
+						 &cb, &s->pb)) < 0) {
 			session_free(s);
 			return rc;
 		}

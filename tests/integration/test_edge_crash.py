@@ -42,7 +42,7 @@ def decode_ok(path: Path) -> str:
 
 
 def test_kill_9_twenty_times(edge_factory, camera_factory):
-    cams = [camera_factory(width=W, height=H, fps=15, gop=15) for _ in range(2)]
+    cams = [camera_factory(width=W, height=H, fps=15, gop=15, audio=a) for a in (None, "pcmu")]
     ids = ["k0", "k1"]
     edge = edge_factory([camera_entry(c, i) for c, i in zip(cams, ids)], segment_duration="4s",
                         rtsp_timeout="5s")

@@ -289,3 +289,61 @@ def test_json_logs_stay_json_with_ffmpeg_errors(edge_factory, camera_factory):
     records = [json.loads(ln) for ln in lines]  # every line, FFmpeg's included, is JSON
     ff = [r for r in records if r["sub"] == "ffmpeg"]
     assert any("401" in r["msg"] for r in ff), ff
+
+
+def probe_streams(path: Path) -> list[dict]:
+    out = subprocess.run(["ffprobe", "-v", "error", "-show_streams", "-of", "json", str(path)],
+                         capture_output=True, text=True, timeout=30).stdout
+    return json.loads(out)["streams"]
+
+
+def audio_samples(path: Path) -> np.ndarray:
+    raw = subprocess.run(["ffmpeg", "-v", "error", "-i", str(path), "-map", "0:a:0", "-f", "s16le",
+                          "-ac", "1", "-ar", "8000", "-"], capture_output=True, timeout=60).stdout
+    return np.frombuffer(raw, "<i2").astype(np.float64)
+
+
+@pytest.mark.parametrize("codec,name", [("pcma", "pcm_alaw"), ("pcmu", "pcm_mulaw")])
+def test_g711_audio_is_recorded_and_exported(edge_factory, camera_factory, tmp_path, codec, name):
+    cam = camera_factory(width=W, height=H, fps=15, gop=15, audio=codec)
+    edge = edge_factory([camera_entry(cam, "lobby")], segment_duration="4s")
+    edge.wait_state("lobby", "online")
+    t0 = time.time()
+    edge.wait_for(lambda: len(segment_files(edge, "lobby")) >= 4, 30, "four segments")
+    # A whole segment: a video and a G.711 track (no transcoding), both decodable, as long
+    # as each other.
+    seg = segment_files(edge, "lobby")[1]
+    streams = probe_streams(seg)
+    assert [s["codec_type"] for s in streams] == ["video", "audio"], streams
+    assert streams[1]["codec_name"] == name and streams[1]["sample_rate"] == "8000", streams[1]
+    assert decode_errors(seg) == ""
+    v_dur, a_dur = float(streams[0]["duration"]), float(streams[1]["duration"])
+    assert abs(v_dur - a_dur) < 0.5, (v_dur, a_dur)
+
+    # An export across segments carries the audio, in the same format.
+    start, end = t0 + 2.3, t0 + 9.3
+    out = tmp_path / f"lobby-{codec}.mp4"
+    r = export(edge, "lobby", start, end, out)
+    assert r.status == 200, r.text
+    assert decode_errors(out) == ""
+    streams = probe_streams(out)
+    assert [s["codec_type"] for s in streams] == ["video", "audio"], streams
+    assert streams[1]["codec_name"] == name
+    v_dur, a_dur = float(streams[0]["duration"]), float(streams[1]["duration"])
+    assert 7.0 - 0.2 <= v_dur <= 8.0 + 0.2, v_dur
+    assert abs(v_dur - a_dur) < 0.5, (v_dur, a_dur)
+    data = out.read_bytes()
+    assert data.index(b"moov") < data.index(b"mdat")  # still faststart
+    # It is the camera's 440 Hz tone, without holes: every 100 ms window is loud and
+    # peaks at 440 Hz.
+    pcm = audio_samples(out)
+    assert len(pcm) >= 8000 * (a_dur - 0.1), (len(pcm), a_dur)
+    win = 800
+    for i in range(0, len(pcm) - win, win):
+        w = pcm[i:i + win]
+        assert np.sqrt(np.mean(w * w)) > 1000, f"silence at {i / 8000:.2f} s"
+        spectrum = np.abs(np.fft.rfft(w * np.hanning(win)))
+        assert abs(np.argmax(spectrum) * 8000 / win - 440) <= 10, i
+    # The video is unchanged: every frame, in order.
+    numbers = frame_numbers(out, W, H)
+    assert numbers == list(range(numbers[0], numbers[0] + len(numbers)))

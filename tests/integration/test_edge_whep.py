@@ -395,6 +395,27 @@ def test_playback_from_the_archive_in_real_time_and_at_twice_the_speed(edge_fact
     assert c2.close().status == 200
 
 
+def test_playback_carries_the_recorded_g711_audio(edge_factory, camera_factory, viewers):
+    edge, cam = start_edge(edge_factory, camera_factory, cam_kw={"fps": 15, "gop": 15, "audio": "pcma"})
+    time.sleep(12)
+    start_ms = int(time.time() * 1000) - 8_000
+    c = viewers()
+    c.connect(edge.d.base_url, "door", edge.token, start=start_ms, audio=True)
+    assert re.search(r"^m=audio [1-9]\d* ", c.answer_sdp, re.M), c.answer_sdp
+    assert re.search(r"^a=rtpmap:8 PCMA/8000", c.answer_sdp, re.M), c.answer_sdp
+    codes = collect_for(c, 4.0, timeout=15)
+    assert all(x.recv_ms - x.wall_ms > 5000 for x in codes[-10:]), codes[-10:]  # the archive
+    # Recorded audio comes at the pace of the picture: about 4 s of 20 ms frames.
+    assert 150 <= c.audio_frames <= 260, c.summary()
+    assert c.close().status == 200
+    # At twice the speed there is no sound to send: the audio section is declined.
+    c2 = viewers()
+    c2.connect(edge.d.base_url, "door", edge.token, start=start_ms, speed=2, audio=True)
+    assert re.search(r"^m=audio 0 ", c2.answer_sdp, re.M), c2.answer_sdp
+    c2.wait_frames(15, timeout=15)
+    assert c2.audio_frames == 0
+
+
 # --------------------------------------------------------------------------------------
 # d. errors
 # --------------------------------------------------------------------------------------
