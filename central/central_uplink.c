@@ -59,8 +59,18 @@ struct central_uplink {
 	guint flush_id, sweep_id, recheck_id, listen_retry_id;
 	PGconn *listen_pg;
 	guint listen_watch;
+	/* Waking the instances that serve streams and deliver webhooks after events were
+	 * stored: one NOTIFY per WAKE_GAP_MS at most, off the events' ack path. */
+	struct {
+		int alarms, hooks; /* raised since the last NOTIFY */
+		bool busy;
+		guint timer;
+		int64_t last_ms;
+	} wake;
 	bool stopping;
 };
+
+#define WAKE_GAP_MS 20
 
 static struct cn_metric m_links = CN_METRIC_INIT(
 	"canopy_central_uplinks", CN_METRIC_GAUGE, "children's uplinks held by this instance (authenticated)");
@@ -657,15 +667,12 @@ static int run_sql_text(PGconn *pg, struct central_job *job)
 	return rc;
 }
 
-/* Events: stored (with the alarms and webhook messages they raise) in one transaction,
- * then the other instances are woken from a second one, so no batch holds NOTIFY's
- * database-wide lock while its commit is flushed. */
+/* Events: stored with the alarms and webhook messages they raise in one transaction; the
+ * counts go back to the loop, which wakes the other instances (wake_others). */
 static int run_events(PGconn *pg, struct central_job *job)
 {
 	struct ljob *j = (struct ljob *)job;
 	const char *p[2] = { j->node_id, j->text };
-	char na[16], nh[16];
-	const char *q[2] = { na, nh };
 	PGresult *r;
 	int rc;
 
@@ -673,15 +680,75 @@ static int run_events(PGconn *pg, struct central_job *job)
 			     &r, job->err, sizeof(job->err));
 	if (rc < 0)
 		return rc;
-	cn_strlcpy(na, PQgetvalue(r, 0, 0), sizeof(na));
-	cn_strlcpy(nh, PQgetvalue(r, 0, 1), sizeof(nh));
+	cn_strlcpy(j->out[0], PQgetvalue(r, 0, 0), sizeof(j->out[0]));
+	cn_strlcpy(j->out[1], PQgetvalue(r, 0, 1), sizeof(j->out[1]));
 	PQclear(r);
-	if ((strcmp(na, "0") != 0 || strcmp(nh, "0") != 0) &&
-	    central_db_run(pg, "SELECT canopy_events_notify($1::int, $2::int)", 2, q, job->err,
-			   sizeof(job->err)) < 0)
-		/* Stored all the same; other instances find the rows at their next poll. */
-		cn_log_warn("uplink", "%s: waking other instances: %s", j->node_id, job->err);
 	return 0;
+}
+
+/* A NOTIFY takes a database-wide lock until its commit is flushed, so it is sent from a
+ * transaction of its own, never with the events, and at most every WAKE_GAP_MS. */
+static void wake_others(struct central_uplink *u, int alarms, int hooks);
+
+static int run_wake(PGconn *pg, struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	const char *p[2] = { j->out[0], j->out[1] };
+
+	return central_db_run(pg, "SELECT canopy_events_notify($1::int, $2::int)", 2, p, job->err,
+			      sizeof(job->err));
+}
+
+static void done_wake(struct central_job *job)
+{
+	struct ljob *j = (struct ljob *)job;
+	struct central_uplink *u = j->u;
+
+	if (job->rc < 0 && job->rc != -ECANCELED)
+		/* The rows are stored all the same; other instances find them at their next poll. */
+		cn_log_warn("uplink", "waking other instances: %s", job->err);
+	ljob_free(j);
+	u->wake.busy = false;
+	u->wake.last_ms = cn_time_mono_ms();
+	if (!u->stopping && (u->wake.alarms > 0 || u->wake.hooks > 0))
+		wake_others(u, 0, 0);
+}
+
+static gboolean wake_timer(gpointer arg)
+{
+	struct central_uplink *u = arg;
+
+	u->wake.timer = 0;
+	wake_others(u, 0, 0);
+	return G_SOURCE_REMOVE;
+}
+
+static void wake_others(struct central_uplink *u, int alarms, int hooks)
+{
+	int64_t since = cn_time_mono_ms() - u->wake.last_ms;
+	struct ljob *j;
+
+	u->wake.alarms += alarms;
+	u->wake.hooks += hooks;
+	if (u->stopping || u->wake.busy || u->wake.timer ||
+	    (u->wake.alarms == 0 && u->wake.hooks == 0))
+		return;
+	if (since < WAKE_GAP_MS) {
+		u->wake.timer = g_timeout_add((guint)(WAKE_GAP_MS - since), wake_timer, u);
+		return;
+	}
+	if (!(j = ljob_new(NULL, run_wake, done_wake)))
+		return;
+	j->u = u;
+	snprintf(j->out[0], sizeof(j->out[0]), "%d", u->wake.alarms);
+	snprintf(j->out[1], sizeof(j->out[1]), "%d", u->wake.hooks);
+	u->wake.alarms = u->wake.hooks = 0;
+	u->wake.busy = true;
+	if (central_db_submit(u->c->db, &j->job) < 0) {
+		cn_log_warn("uplink", "database queue full: other instances not woken now");
+		ljob_free(j);
+		u->wake.busy = false;
+	}
 }
 
 static void done_log(struct central_job *job)
@@ -715,6 +782,8 @@ static void done_events(struct central_job *job)
 	struct link *l = ljob_link(j);
 	cJSON *ids = NULL, *b;
 
+	if (job->rc == 0)
+		wake_others(j->u, atoi(j->out[0]), atoi(j->out[1]));
 	if (job->rc < 0 || !l) {
 		done_log(job);
 		return;
@@ -1217,7 +1286,7 @@ int central_uplink_start(struct central *c)
 void central_uplink_quiesce(struct central *c)
 {
 	struct central_uplink *u = c->uplink;
-	guint *ids[5];
+	guint *ids[6];
 	size_t i;
 
 	if (!u || u->stopping)
@@ -1228,6 +1297,7 @@ void central_uplink_quiesce(struct central *c)
 	ids[2] = &u->recheck_id;
 	ids[3] = &u->listen_retry_id;
 	ids[4] = &u->listen_watch;
+	ids[5] = &u->wake.timer;
 	for (i = 0; i < sizeof(ids) / sizeof(ids[0]); i++) {
 		if (*ids[i])
 			g_source_remove(*ids[i]);
