@@ -210,7 +210,7 @@ struct relay_turn {
 	atomic_llong live;
 	atomic_llong auth_fail[AF_COUNT];
 	atomic_llong challenges, policy_refusals, malformed, quota_refusals, dropped,
-		oversize, capacity_refusals, send_failures;
+		oversize, capacity_refusals, send_failures, classic_bindings;
 };
 
 static void add(atomic_llong *c, long long v)
@@ -1438,6 +1438,16 @@ static void on_client_message(struct worker *w, const struct src *s, const uint8
 		on_channel_data(w, s, p, n);
 		return;
 	}
+	if (!cn_stun_is_stun(p, n)) {
+		uint8_t out[48];
+		int k = cn_stun_classic_binding(p, n, (const struct sockaddr *)s->addr, out, sizeof(out));
+
+		if (k > 0) {
+			add(&w->t->classic_bindings, 1);
+			reply(w, s, out, (size_t)k);
+			return;
+		}
+	}
 	if (cn_stun_parse(p, n, &m, err, sizeof(err)) < 0) {
 		add(&w->t->malformed, 1);
 		cn_log_debug(LOG, "malformed message: %s", err);
@@ -1786,6 +1796,7 @@ static int turn_metrics(struct cn_buf *out, void *arg)
 		{ "canopy_turn_challenges_total", "Authenticated requests sent without credentials (answered 401 with a nonce).", &t->challenges },
 		{ "canopy_turn_policy_refusals_total", "Peer addresses refused by the peer policy (403).", &t->policy_refusals },
 		{ "canopy_turn_malformed_total", "Client messages that did not parse (dropped).", &t->malformed },
+		{ "canopy_turn_classic_bindings_total", "RFC 3489 Binding requests (no magic cookie, e.g. libnice's) answered with MAPPED-ADDRESS.", &t->classic_bindings },
 		{ "canopy_turn_quota_refusals_total", "Allocations refused by a user or tenant quota (486).", &t->quota_refusals },
 		{ "canopy_turn_capacity_refusals_total", "Allocations or connections refused at turn_max_allocations (508).", &t->capacity_refusals },
 		{ "canopy_turn_dropped_total", "Datagrams dropped: no allocation, permission or channel, or a full TCP backlog.", &t->dropped },

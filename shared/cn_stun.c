@@ -67,6 +67,49 @@ bool cn_stun_is_stun(const uint8_t *p, size_t n)
 	return n >= CN_STUN_HDR && (p[0] & 0xC0) == 0 && rd32(p + 4) == CN_STUN_MAGIC;
 }
 
+int cn_stun_classic_binding(const uint8_t *p, size_t n, const struct sockaddr *from, uint8_t *out,
+			    size_t cap)
+{
+	size_t alen, len;
+
+	if (n < CN_STUN_HDR || p[0] != 0x00 || p[1] != 0x01 || rd32(p + 4) == CN_STUN_MAGIC ||
+	    ((size_t)p[2] << 8 | p[3]) + CN_STUN_HDR != n || (n & 3) != 0)
+		return 0;
+	if (from->sa_family == AF_INET)
+		alen = 8;
+	else if (from->sa_family == AF_INET6)
+		alen = 20;
+	else
+		return 0;
+	len = CN_STUN_HDR + 4 + alen;
+	if (cap < len)
+		return CN_E_TOO_BIG;
+	out[0] = 0x01; /* Binding success response */
+	out[1] = 0x01;
+	out[2] = 0;
+	out[3] = (uint8_t)(4 + alen);
+	memcpy(out + 4, p + 4, 16);
+	out[20] = 0x00; /* MAPPED-ADDRESS */
+	out[21] = 0x01;
+	out[22] = 0;
+	out[23] = (uint8_t)alen;
+	out[24] = 0;
+	if (from->sa_family == AF_INET) {
+		const struct sockaddr_in *a = (const struct sockaddr_in *)from;
+
+		out[25] = 0x01;
+		memcpy(out + 26, &a->sin_port, 2);
+		memcpy(out + 28, &a->sin_addr, 4);
+	} else {
+		const struct sockaddr_in6 *a = (const struct sockaddr_in6 *)from;
+
+		out[25] = 0x02;
+		memcpy(out + 26, &a->sin6_port, 2);
+		memcpy(out + 28, &a->sin6_addr, 16);
+	}
+	return (int)len;
+}
+
 int cn_stun_parse(const uint8_t *p, size_t n, struct cn_stun_msg *m, char *err, size_t cap)
 {
 	uint16_t type, mlen;

@@ -87,6 +87,14 @@ struct cn_stun_msg {
 /* Whether the first bytes look like STUN (top bits 00 and the magic cookie). */
 bool cn_stun_is_stun(const uint8_t *p, size_t n);
 
+/* An RFC 3489 ("classic") Binding request, as libnice sends to find its server-reflexive
+ * address: no magic cookie, so cn_stun_parse refuses it. Writes the answer RFC 5389
+ * section 12 prescribes (the request's 16-byte transaction id, MAPPED-ADDRESS = from) and
+ * returns its length; 0 if p is not such a request; CN_E_TOO_BIG if cap is short (48 is
+ * enough). */
+int cn_stun_classic_binding(const uint8_t *p, size_t n, const struct sockaddr *from, uint8_t *out,
+			    size_t cap);
+
 /* Parses exactly n bytes as one message: header (top bits 00, magic cookie, length a
  * multiple of 4 equal to n - 20), attributes walked within bounds (any padding bytes
  * accepted), attributes after MESSAGE-INTEGRITY ignored except FINGERPRINT, which must

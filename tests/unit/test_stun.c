@@ -149,6 +149,41 @@ TEST(stun_refuses_malformed)
 	CHECK_INT(cn_stun_parse(req21, 10, &m, err, sizeof(err)), CN_E_MALFORMED);
 }
 
+TEST(stun_classic_binding)
+{
+	/* RFC 3489 Binding request: 16-byte transaction id, no magic cookie, no attributes. */
+	uint8_t req[20] = { 0x00, 0x01, 0x00, 0x00, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16 };
+	uint8_t out[48], small[30];
+	struct sockaddr_in a4 = { .sin_family = AF_INET, .sin_port = htons(40000) };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6, .sin6_port = htons(5) };
+	int k;
+
+	inet_pton(AF_INET, "203.0.113.10", &a4.sin_addr);
+	inet_pton(AF_INET6, "2001:db8::1", &a6.sin6_addr);
+	k = cn_stun_classic_binding(req, sizeof(req), (const struct sockaddr *)&a4, out, sizeof(out));
+	CHECK_INT(k, 32);
+	CHECK(out[0] == 0x01 && out[1] == 0x01 && out[2] == 0 && out[3] == 12);
+	CHECK(memcmp(out + 4, req + 4, 16) == 0);
+	CHECK(out[20] == 0 && out[21] == 1 && out[23] == 8 && out[25] == 1);
+	CHECK(out[26] == 0x9c && out[27] == 0x40); /* port 40000 */
+	CHECK(out[28] == 203 && out[29] == 0 && out[30] == 113 && out[31] == 10);
+	k = cn_stun_classic_binding(req, sizeof(req), (const struct sockaddr *)&a6, out, sizeof(out));
+	CHECK_INT(k, 44);
+	CHECK(out[3] == 24 && out[23] == 20 && out[25] == 2 && memcmp(out + 28, &a6.sin6_addr, 16) == 0);
+	CHECK_INT(cn_stun_classic_binding(req, sizeof(req), (const struct sockaddr *)&a6, small,
+					  sizeof(small)), CN_E_TOO_BIG);
+	/* Not classic: RFC 5389 (cookie), a response, a wrong length. */
+	CHECK_INT(cn_stun_classic_binding(req21, sizeof(req21), (const struct sockaddr *)&a4, out,
+					  sizeof(out)), 0);
+	req[1] = 0x01;
+	req[0] = 0x01;
+	CHECK_INT(cn_stun_classic_binding(req, sizeof(req), (const struct sockaddr *)&a4, out, sizeof(out)), 0);
+	req[0] = 0x00;
+	req[3] = 4;
+	CHECK_INT(cn_stun_classic_binding(req, sizeof(req), (const struct sockaddr *)&a4, out, sizeof(out)), 0);
+	CHECK_INT(cn_stun_classic_binding(req, 10, (const struct sockaddr *)&a4, out, sizeof(out)), 0);
+}
+
 TEST(stun_too_many_attributes)
 {
 	uint8_t buf[20 + 4 * (CN_STUN_MAX_ATTRS + 1)], tid[12] = { 1 };
