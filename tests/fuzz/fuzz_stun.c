@@ -260,6 +260,20 @@ static void fuzz_policy(const uint8_t *p, size_t n)
 	}
 }
 
+/* RFC 3489 Binding requests: an answer only for a well-formed request, echoing its id. */
+static void fuzz_classic(const uint8_t *data, size_t size)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = 0x1234 };
+	uint8_t out[48];
+	int n = cn_stun_classic_binding(data, size, (const struct sockaddr *)&a, out, sizeof(out));
+
+	CHECK(n == 0 || n == 32);
+	if (n == 32) {
+		CHECK(size >= 20 && data[0] == 0 && data[1] == 1 && !cn_stun_is_stun(data, size));
+		CHECK(memcmp(out + 4, data + 4, 16) == 0);
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > MAX_INPUT)
@@ -267,5 +281,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	fuzz_message(data, size);
 	fuzz_channel(data, size);
 	fuzz_policy(data, size);
+	fuzz_classic(data, size);
 	return 0;
 }
