@@ -453,6 +453,12 @@ int central_relay_live_post(struct api_call *call, cJSON *body)
 	cJSON_DeleteItemFromObjectCaseSensitive(body, "start_ms");
 	cJSON_AddItemToObject(body, "ice_servers", ice);
 	cJSON_AddStringToObject(body, "whep_url", (const char *)url.data);
+	/* The camera's recordings at the same relay, for the same token (docs/relay.md). */
+	if (strcmp(mode, "playback") == 0) {
+		cn_buf_reset(&url);
+		cn_buf_printf(&url, "%.*s/edge/recordings/%s", (int)ulen, relay_url, cid);
+		cJSON_AddStringToObject(body, "recordings_url", (const char *)url.data);
+	}
 	cJSON_AddStringToObject(body, "token", (const char *)tok.data);
 	cn_time_format_rfc3339(exp * 1000, ts, sizeof(ts));
 	cJSON_AddStringToObject(body, "expires_at", ts);

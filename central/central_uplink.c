@@ -783,7 +783,7 @@ static void done_events(struct central_job *job)
 	cJSON *ids = NULL, *b;
 
 	if (job->rc == 0)
-		wake_others(j->u, atoi(j->out[0]), atoi(j->out[1]));
+		wake_others(j->u, (int)strtol(j->out[0], NULL, 10), (int)strtol(j->out[1], NULL, 10));
 	if (job->rc < 0 || !l) {
 		done_log(job);
 		return;

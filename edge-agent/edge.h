@@ -76,6 +76,11 @@ int edge_api_token(struct edge *e, const struct cn_http_req *req, struct cn_http
 /* 0 when the request carries a valid token with the admin scope; otherwise fills a
  * 401/403 problem into resp and returns 1. */
 int edge_api_authorize(struct edge *e, const struct cn_http_req *req, struct cn_http_resp *resp);
+/* The recorded ranges and gaps of camera between from and to (RFC 3339, NULL: the last
+ * day), cut to the last depth_s seconds (-1: no cut): GET /api/v1/recordings and the
+ * relay's recordings request. 0 with resp filled. */
+int edge_api_recordings(struct edge *e, const char *camera, const char *from, const char *to,
+			int64_t depth_s, struct cn_http_resp *resp);
 /* Writes data_dir/admin.token: an EdDSA token of the node key with scope edge:admin. */
 int edge_api_write_admin_token(struct edge *e);
 

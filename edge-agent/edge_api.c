@@ -176,6 +176,22 @@ static int get_cameras(const struct cn_http_req *req, struct cn_http_resp *resp,
 	return reply_json(resp, root);
 }
 
+/* A from/to value as RFC 3339 (NULL: def); 1 (and a 400 filled in) when it is bad. */
+static int time_value(const char *v, struct cn_http_resp *resp, const char *name, int64_t def,
+		      int64_t *out)
+{
+	if (!v) {
+		*out = def;
+		return 0;
+	}
+	if (cn_time_parse_rfc3339(v, strlen(v), out) < 0) {
+		cn_http_problem(resp, 400, "Bad Request",
+				"'%s' must be an RFC 3339 time such as 2026-11-21T08:00:00Z", name);
+		return 1;
+	}
+	return 0;
+}
+
 /* from/to query parameters as RFC 3339; 1 (and a 400 filled in) when one is bad. */
 static int time_param(const struct cn_http_req *req, struct cn_http_resp *resp, const char *name,
 		      int64_t def, int64_t *out)
@@ -183,16 +199,12 @@ static int time_param(const struct cn_http_req *req, struct cn_http_resp *resp, 
 	char v[64];
 	int rc = cn_http_query_get(req, name, v, sizeof(v));
 
-	if (rc == -ENOENT) {
-		*out = def;
-		return 0;
-	}
-	if (rc < 0 || cn_time_parse_rfc3339(v, strlen(v), out) < 0) {
+	if (rc < 0 && rc != -ENOENT) {
 		cn_http_problem(resp, 400, "Bad Request",
 				"'%s' must be an RFC 3339 time such as 2026-11-21T08:00:00Z", name);
 		return 1;
 	}
-	return 0;
+	return time_value(rc ? NULL : v, resp, name, def, out);
 }
 
 struct ranges_out {
@@ -225,27 +237,24 @@ static int add_range(int64_t start, int64_t end, void *arg)
 	return 0;
 }
 
-static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+int edge_api_recordings(struct edge *e, const char *camera, const char *from_s, const char *to_s,
+			int64_t depth_s, struct cn_http_resp *resp)
 {
-	struct edge *e = arg;
-	char camera[64];
 	int64_t now = cn_time_wall_ms(), from, to;
 	struct ranges_out r;
 	cJSON *root;
 	int rc;
 
-	if (edge_api_authorize(e, req, resp))
-		return 0;
-	if (cn_http_query_get(req, "camera", camera, sizeof(camera)) < 0) {
-		cn_http_problem(resp, 400, "Bad Request", "'camera' is required");
-		return 0;
-	}
-	if (time_param(req, resp, "to", now, &to) || time_param(req, resp, "from", to - DEFAULT_SPAN_MS, &from))
+	if (time_value(to_s, resp, "to", now, &to) ||
+	    time_value(from_s, resp, "from", to - DEFAULT_SPAN_MS, &from))
 		return 0;
 	if (from >= to) {
 		cn_http_problem(resp, 400, "Bad Request", "'from' must be before 'to'");
 		return 0;
 	}
+	/* What the token may not play is not listed either. */
+	if (depth_s >= 0 && from < now - depth_s * 1000)
+		from = now - depth_s * 1000 < to ? now - depth_s * 1000 : to;
 	/* A camera no longer configured is still listed: its footage stays until retention. */
 	root = cJSON_CreateObject();
 	cJSON_AddStringToObject(root, "camera", camera);
@@ -255,7 +264,7 @@ static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *re
 	r.gaps = cJSON_AddArrayToObject(root, "gaps");
 	r.prev_end = from;
 	r.total = 0;
-	rc = edge_index_ranges(e->ix, camera, from, to, GAP_TOLERANCE_MS, add_range, &r);
+	rc = from < to ? edge_index_ranges(e->ix, camera, from, to, GAP_TOLERANCE_MS, add_range, &r) : 0;
 	if (rc < 0) {
 		cJSON_Delete(root);
 		return rc;
@@ -269,7 +278,30 @@ static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *re
 	if (to - r.prev_end >= GAP_TOLERANCE_MS && !(st.recording && to >= now - 1000))
 		add_gap(r.gaps, r.prev_end, to);
 	cJSON_AddNumberToObject(root, "recorded_s", (double)r.total / 1000.0);
+	if (depth_s >= 0)
+		cn_json_add_i64(root, "archive_depth_s", depth_s);
 	return reply_json(resp, root);
+}
+
+static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct edge *e = arg;
+	char camera[64], from[64], to[64];
+	int rf, rt;
+
+	if (edge_api_authorize(e, req, resp))
+		return 0;
+	if (cn_http_query_get(req, "camera", camera, sizeof(camera)) < 0) {
+		cn_http_problem(resp, 400, "Bad Request", "'camera' is required");
+		return 0;
+	}
+	rf = cn_http_query_get(req, "from", from, sizeof(from));
+	rt = cn_http_query_get(req, "to", to, sizeof(to));
+	if ((rf < 0 && rf != -ENOENT) || (rt < 0 && rt != -ENOENT)) {
+		cn_http_problem(resp, 400, "Bad Request", "'%s' is too long", rf < 0 && rf != -ENOENT ? "from" : "to");
+		return 0;
+	}
+	return edge_api_recordings(e, camera, rf ? NULL : from, rt ? NULL : to, -1, resp);
 }
 
 struct events_out {

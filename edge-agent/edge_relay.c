@@ -198,6 +198,35 @@ static void on_request(struct relay_link *l, const struct cn_envelope *env)
 	send_response(l, r.id, &resp);
 }
 
+/* recordings {rid, camera, authorization, from, to}: the camera's recorded ranges, for a
+ * viewer token of that camera, as GET /api/v1/recordings lists them, cut to the token's
+ * archive depth (adepth). */
+static void on_recordings(struct relay_link *l, const struct cn_envelope *env)
+{
+	struct edge *e = l->er->e;
+	const cJSON *b = env->body;
+	struct cn_http_resp resp;
+	int64_t rid, depth_s;
+	int rc;
+
+#define S(name) cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(b, name))
+	if (cn_json_get_i64(b, "rid", 1, INT64_MAX / 2, &rid) < 0 || !S("camera")) {
+		cn_log_warn("relay", "relay %s: recordings without rid or camera: ignored", l->id);
+		return;
+	}
+	l->er->requests++;
+	cn_metric_add(&m_requests, 1);
+	cn_http_resp_init(&resp);
+	if (edge_whep_authorize(e->whep, S("authorization"), S("camera"), &resp, &depth_s) == 0 &&
+	    (rc = edge_api_recordings(e, S("camera"), S("from"), S("to"), depth_s, &resp)) < 0) {
+		cn_buf_free(&resp.body);
+		cn_http_resp_init(&resp);
+		cn_http_problem(&resp, 500, "Internal Server Error", "%s", cn_strerror(rc));
+	}
+#undef S
+	send_response(l, (uint64_t)rid, &resp);
+}
+
 /* ---- registration ---------------------------------------------------------------------------- */
 
 static void on_challenge(struct relay_link *l, const cJSON *b)
@@ -269,6 +298,8 @@ static void on_message(struct cn_ws_conn *ws, const char *data, size_t len, void
 		   (!strcmp(env.type, "whep.offer") || !strcmp(env.type, "whep.patch") ||
 		    !strcmp(env.type, "whep.delete"))) {
 		on_request(l, &env);
+	} else if (l->state == RL_REGISTERED && !strcmp(env.type, "recordings")) {
+		on_recordings(l, &env);
 	}
 	cn_envelope_clear(&env);
 }

@@ -1505,6 +1505,18 @@ void edge_whep_set_remote(struct edge_whep *w, const struct edge_whep_remote *r)
 		w->remote = *r;
 }
 
+int edge_whep_authorize(struct edge_whep *w, const char *authorization, const char *camera,
+			struct cn_http_resp *resp, int64_t *depth_s)
+{
+	struct whep_in in;
+
+	if (!w)
+		return cn_http_problem(resp, 503, "Service Unavailable", "live view is not running"), 1;
+	memset(&in, 0, sizeof(in));
+	in.authorization = authorization;
+	return authorize_view(w, &in.req, resp, camera, false, depth_s);
+}
+
 int edge_whep_request(struct edge_whep *w, const struct edge_whep_request *r,
 		      struct cn_http_resp *resp)
 {

@@ -35,6 +35,11 @@ struct edge_whep_remote {
 };
 void edge_whep_set_remote(struct edge_whep *w, const struct edge_whep_remote *r);
 
+/* Checks a forwarded bearer token ("Bearer ...") as the WHEP endpoint does for camera:
+ * 0 with *depth_s how far back it may play (-1: no limit), 1 with resp filled on refusal. */
+int edge_whep_authorize(struct edge_whep *w, const char *authorization, const char *camera,
+			struct cn_http_resp *resp, int64_t *depth_s);
+
 /* A WHEP request as a relay forwards it; the fields are what the HTTP request carries. */
 struct edge_whep_request {
 	enum cn_http_method method; /* POST, PATCH or DELETE */

@@ -21,6 +21,7 @@
 /* Signed by the edge with its node key: label + nonce + "\n" + its node id. */
 #define REG_SIG_LABEL "canopy-relay-v1\n"
 #define REG_PATH "/relay/edge"
+#define RECORDINGS_PATH "/edge/recordings/"
 #define REG_MAX_MSG (256 * 1024) /* an SDP offer or answer with room to spare */
 /* A viewer's body forwarded to an edge: well under the edge's message limit, so no viewer
  * can make the edge drop its registration with an oversize message. */
@@ -385,11 +386,13 @@ static cJSON *forward_body(const struct pending *p, const struct viewer *v,
 		cJSON_AddStringToObject(o, "body", body ? body : "");
 		g_free(body);
 	}
-	if (req->method == CN_HTTP_POST) {
-		static const char *const names[] = { "stream", "start", "speed" };
+	if (req->method == CN_HTTP_POST || req->method == CN_HTTP_GET) {
+		/* POST: a WHEP offer's query; GET: a recordings listing's */
+		static const char *const names[] = { "stream", "start", "speed", "from", "to" };
+		size_t i0 = req->method == CN_HTTP_GET ? 3 : 0, i1 = req->method == CN_HTTP_GET ? 5 : 3;
 		char val[64];
 
-		for (size_t i = 0; i < 3; i++)
+		for (size_t i = i0; i < i1; i++)
 			if (cn_http_query_get(req, names[i], val, sizeof(val)) == 0)
 				cJSON_AddStringToObject(o, names[i], val);
 	}
@@ -400,7 +403,7 @@ static cJSON *forward_body(const struct pending *p, const struct viewer *v,
  * viewer would make the edge close its registration (1007), so it is refused here. */
 static bool forwardable(const struct cn_http_req *req, char *why, size_t cap)
 {
-	static const char *const names[] = { "stream", "start", "speed" };
+	static const char *const names[] = { "stream", "start", "speed", "from", "to" };
 	char val[64], ct[128];
 
 	if (req->body.len > FORWARD_MAX_BODY) {
@@ -416,7 +419,7 @@ static bool forwardable(const struct cn_http_req *req, char *why, size_t cap)
 		snprintf(why, cap, "the Content-Type is not UTF-8 text");
 		return false;
 	}
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 5; i++) {
 		int rc = cn_http_query_get(req, names[i], val, sizeof(val));
 
 		if (rc == -ENOSPC || (rc == 0 && !g_utf8_validate(val, -1, NULL))) {
@@ -759,6 +762,38 @@ static int options_whep(const struct cn_http_req *req, struct cn_http_resp *resp
 	cors(resp);
 	cn_http_resp_header(resp, "access-control-allow-methods", "POST, PATCH, DELETE, OPTIONS");
 	cn_http_resp_header(resp, "access-control-allow-headers", "Authorization, Content-Type, If-Match");
+	cn_http_resp_header(resp, "access-control-max-age", "600");
+	return 0;
+}
+
+/* GET /edge/recordings/<camera>?from=&to=: the camera's recorded ranges, asked of its edge
+ * over the registration with the playback token (the edge cuts them to its adepth). */
+static int get_recordings(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	struct relay_broker *b = arg;
+	const size_t pre = sizeof(RECORDINGS_PATH) - 1;
+	struct viewer v;
+	char cid[64];
+
+	if (req->path.len <= pre || req->path.len - pre >= sizeof(cid) ||
+	    memchr(req->path.p + pre, '/', req->path.len - pre))
+		return reject(b, resp, REJ_NOT_FOUND, 404, "Not Found",
+			      "recordings are at " RECORDINGS_PATH "<camera>");
+	memcpy(cid, req->path.p + pre, req->path.len - pre);
+	cid[req->path.len - pre] = '\0';
+	if (check_token(b, req, resp, cid, 30, &v))
+		return 0;
+	return forward(b, req, resp, cid, &v, NULL, "recordings");
+}
+
+static int options_recordings(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
+{
+	(void)req;
+	(void)arg;
+	resp->status = 204;
+	cors(resp);
+	cn_http_resp_header(resp, "access-control-allow-methods", "GET, OPTIONS");
+	cn_http_resp_header(resp, "access-control-allow-headers", "Authorization");
 	cn_http_resp_header(resp, "access-control-max-age", "600");
 	return 0;
 }
@@ -1305,6 +1340,8 @@ int relay_broker_start(struct relay *r)
 	    (rc = cn_http_route(h, CN_HTTP_PATCH, "/whep/", patch_whep, b)) < 0 ||
 	    (rc = cn_http_route(h, CN_HTTP_DELETE, "/whep/", delete_whep, b)) < 0 ||
 	    (rc = cn_http_route(h, CN_HTTP_OPTIONS, "/whep/", options_whep, b)) < 0 ||
+	    (rc = cn_http_route(h, CN_HTTP_GET, RECORDINGS_PATH, get_recordings, b)) < 0 ||
+	    (rc = cn_http_route(h, CN_HTTP_OPTIONS, RECORDINGS_PATH, options_recordings, b)) < 0 ||
 	    (rc = cn_metrics_add_collector(broker_metrics, b)) < 0 ||
 	    (rc = cn_metrics_add_collector(cn_ws_metrics, NULL)) < 0)
 		return rc;

@@ -553,28 +553,47 @@ function localInput(d) {
     `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
 }
 
-async function loadRecordings() {
+// The recorded ranges come from the camera's edge through its relay, with a playback
+// grant's token (central never sees the archive index): grant.recordings_url.
+async function loadRecordings(grant) {
   const id = $("rec-camera").value;
   const list = $("rec-list");
-  list.replaceChildren();
-  if (!id) return;
+  if (!id) { list.replaceChildren(); return; }
   if (!$("rec-start").value) $("rec-start").value = localInput(new Date(Date.now() - 10 * 60000));
+  const seq = S.recSeq = (S.recSeq || 0) + 1;
   try {
-    const r = await api("GET", `/cameras/${id}/recordings`);
-    const items = (r && (r.items || r.recordings || r.ranges)) || [];
-    for (const it of items.slice(0, 200)) {
-      const start = new Date(it.start || it.start_time);
-      const end = new Date(it.end || it.end_time);
-      list.append(el("li", {}, el("button", {
-        type: "button", text: `${start.toLocaleString()} – ${end.toLocaleTimeString()}`,
-        onclick: () => { $("rec-start").value = localInput(start); },
-      })));
+    if (!grant || !grant.recordings_url) {
+      // a start a few seconds back is within any archive depth the user may have
+      grant = await api("POST", `/cameras/${id}/playback`,
+                        { start: new Date(Date.now() - 5000).toISOString() });
     }
+    if (!grant.recordings_url) throw new ApiError(404, "no recordings_url");
+    const q = new URLSearchParams({ from: new Date(Date.now() - 24 * 3600e3).toISOString() });
+    const r = await decode(await fetch(`${grant.recordings_url}?${q}`, {
+      headers: { Authorization: "Bearer " + grant.token }, cache: "no-store" }));
+    if (seq !== S.recSeq || id !== $("rec-camera").value) return;
+    const items = (r && r.ranges) || [];
+    list.replaceChildren(...items.slice(-200).reverse().map((it) => {
+      const start = new Date(it.start), end = new Date(it.end);
+      const label = `${start.toLocaleString()} – ${end.toLocaleTimeString()}`;
+      return el("li", { class: "rec-range" },
+        el("time", { datetime: it.start, text: start.toLocaleString() }), " – ",
+        el("time", { datetime: it.end, text: end.toLocaleTimeString() }), " ",
+        el("button", {
+          type: "button", class: "rec-play", text: "Play from here",
+          "aria-label": `Play from here: ${label}`,
+          onclick: () => { $("rec-start").value = localInput(start); $("rec-form").requestSubmit(); },
+        }));
+    }));
     $("rec-status").textContent = items.length ? `${items.length} recorded periods` : "No recordings listed.";
   } catch (e) {
+    if (seq !== S.recSeq) return;
+    list.replaceChildren();
     if (e.status === 404)
-      $("rec-status").textContent = "This central does not list recordings: choose a time to play from.";
-    else $("rec-status").textContent = `Recordings: ${e.message}`;
+      $("rec-status").textContent = "Recordings are not listed for this camera: choose a time to play from.";
+    else if (e.status === 403)
+      $("rec-status").textContent = `Recordings: not allowed (${e.message})`;
+    else $("rec-status").textContent = `Recordings: ${e.message || e}`;
   }
 }
 
@@ -599,6 +618,7 @@ async function playRecording(ev) {
   const player = S.player = new WhepPlayer(video, (text, bad, st) => {
     status.textContent = text;
     box.dataset.state = bad ? "error" : st && st.framesDecoded > 0 ? "playing" : "connecting";
+    if (st && st.framesDecoded > 0) box.dataset.frames = String(st.framesDecoded);
   });
   try {
     const start = new Date(when).toISOString();
@@ -606,6 +626,7 @@ async function playRecording(ev) {
                             { start, speed: Number($("rec-speed").value) });
     if (S.player !== player) return;
     $("rec-status").textContent = `Playing from ${new Date(when).toLocaleString()}`;
+    if (!$("rec-list").children.length) loadRecordings(grant); // the same token lists them
     await player.start(grant);
   } catch (e) {
     box.dataset.state = "error";
@@ -865,7 +886,7 @@ function init() {
   $("tab-rec").addEventListener("keydown", tabKey);
   $("rec-form").addEventListener("submit", playRecording);
   $("rec-stop").addEventListener("click", stopPlayer);
-  $("rec-camera").addEventListener("change", loadRecordings);
+  $("rec-camera").addEventListener("change", () => loadRecordings());
   $("alarm-all").addEventListener("change", loadAlarms);
   $("handle-form").addEventListener("submit", submitHandle);
   $("handle-cancel").addEventListener("click", closeHandle);

@@ -387,6 +387,28 @@ def test_live_tile_plays_through_the_relay(central_factory, daemon_factory, came
             camera["id"])
     page.until("return !document.querySelector(`#grid li[data-camera='${arguments[0]}']`)", 5,
                "the tile stopped", camera["id"])
+    # Recordings: the edge's ranges through the relay (the playback grant's recordings_url),
+    # and "Play from here" plays the archive
+    page.js("document.getElementById('tab-rec').click()")
+    Select(page.d.find_element("id", "rec-camera")).select_by_value(camera["id"])
+    rng = page.until(
+        "const b = document.querySelector('#rec-list li button.rec-play');"
+        "return b ? document.querySelector('#rec-list li').textContent"
+        "  : (/Recordings:|not listed/.test(document.getElementById('rec-status').textContent)"
+        "     && {error: document.getElementById('rec-status').textContent});",
+        30, "a recorded range listed")
+    assert isinstance(rng, str) and "Play from here" in rng, rng
+    assert page.js("return document.querySelectorAll('#rec-list time[datetime]').length") >= 2
+    page.js("document.querySelector('#rec-list li button.rec-play').click()")
+    played = page.until(
+        "const t = document.querySelector('#rec-player .tile');"
+        "if (!t) return null;"
+        "if (t.dataset.state === 'error') return {error: document.getElementById('rec-status').textContent};"
+        "return Number(t.dataset.frames) > 0 && {frames: Number(t.dataset.frames)};",
+        30, "decoded frames from the archive")
+    assert "error" not in played, played
+    urls = page.js("return performance.getEntriesByType('resource').map(e => e.name)")
+    assert any(u.startswith(relay_origin + "/edge/recordings/") for u in urls), urls
 
 
 def test_console_player_plays_a_whep_stream(central_factory, edge_factory, camera_factory,

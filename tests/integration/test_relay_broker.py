@@ -178,6 +178,72 @@ def test_playback_through_relay(central_factory, daemon_factory, relay_factory, 
     assert g["archive_depth_s"] > 0
 
 
+def rfc3339(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def parse_rfc3339(s: str) -> float:
+    import calendar
+    return calendar.timegm(time.strptime(s[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def test_recordings_through_relay(central_factory, daemon_factory, relay_factory, camera_factory):
+    central, admin, relay, edge, node, c = setup_system(central_factory, daemon_factory,
+                                                        relay_factory, camera_factory)
+    edge.wait_for(lambda: edge.recordings("door").get("ranges"), 20, "a recorded range")
+    time.sleep(3)
+    now = time.time()
+    r = admin.post(f"/cameras/{c['id']}/playback", {"start": rfc3339(now - 2)})
+    assert r.status_code == 200, r.text
+    g = r.json()
+    assert g["recordings_url"] == f"{relay.url}/edge/recordings/{c['id']}", g
+    auth = {"Authorization": f"Bearer {g['token']}"}
+    q = urllib.parse.urlencode({"from": rfc3339(now - 600), "to": rfc3339(now + 5)})
+    r = http_request("GET", f"{g['recordings_url']}?{q}", headers=auth)
+    assert r.status == 200 and r.content_type == "application/json", r.text
+    assert r.headers.get("Access-Control-Allow-Origin") == "*"
+    rec = r.json()
+    assert rec["camera"] == "door" and rec["ranges"], rec
+    first, last = rec["ranges"][0], rec["ranges"][-1]
+    # the ranges cover what was recorded: at least the last few seconds
+    assert parse_rfc3339(first["start"]) <= now - 3 <= parse_rfc3339(last["end"]) + 1, rec
+    assert sum(x["duration_s"] for x in rec["ranges"]) >= 3, rec
+    # the same as the edge's own API lists
+    local = edge.recordings("door", **{"from": rfc3339(now - 600), "to": rfc3339(now + 5)})
+    assert local["ranges"][0]["start"] == first["start"], (local, rec)
+    r = http_request("OPTIONS", g["recordings_url"])
+    assert r.status == 204 and "GET" in r.headers.get("Access-Control-Allow-Methods"), r
+    # the token is for this camera only
+    other = "00000000-0000-0000-0000-000000000001"
+    r = http_request("GET", f"{relay.url}/edge/recordings/{other}", headers=auth)
+    assert r.status == 403 and r.content_type == "application/problem+json" and "not" in r.detail, r
+    # forged (claims changed, signature kept), absent, expired: 401
+    bad = forge(g["token"], adepth=999999999)
+    r = http_request("GET", g["recordings_url"], headers={"Authorization": f"Bearer {bad}"})
+    assert r.status == 401 and r.headers.get("WWW-Authenticate"), r
+    r = http_request("GET", g["recordings_url"])
+    assert r.status == 401, r
+    r = http_request("GET", f"{g['recordings_url']}?from=yesterday", headers=auth)
+    assert r.status == 400 and "RFC 3339" in r.detail, r
+    assert relay.metric("canopy_relay_whep_rejected_total", reason="unauthorized") >= 2
+    assert relay.metric("canopy_relay_whep_rejected_total", reason="forbidden") >= 1
+    # the archive depth cuts what is listed: a 10-minute user asking for the last 2 hours
+    short = user_with(central, admin, "short", ["cameras.read", "archive.view"], depth_minutes=10)
+    r = short.post(f"/cameras/{c['id']}/playback", {"start": rfc3339(time.time() - 2)})
+    assert r.status_code == 200, r.text
+    gs = r.json()
+    q = urllib.parse.urlencode({"from": rfc3339(time.time() - 7200)})
+    r = http_request("GET", f"{gs['recordings_url']}?{q}",
+                     headers={"Authorization": f"Bearer {gs['token']}"})
+    assert r.status == 200, r.text
+    cut = r.json()
+    assert cut["archive_depth_s"] == 600 and cut["ranges"], cut
+    assert parse_rfc3339(cut["from"]) >= time.time() - 600 - 5, cut
+    assert all(parse_rfc3339(x["start"]) >= parse_rfc3339(cut["from"]) - 1 for x in cut["ranges"])
+    # the edge's own API (admin token) is not cut
+    assert "archive_depth_s" not in edge.recordings("door", **{"from": rfc3339(time.time() - 7200)})
+
+
 def user_with(central, admin, name, perms, depth_minutes=None):
     role = {"name": f"role-{name}", "permissions": perms}
     if depth_minutes:
