@@ -129,13 +129,6 @@ static void answer_failed(struct whep_session *s, int status, const char *title,
 
 /* ---- small helpers ------------------------------------------------------------------ */
 
-static void cors(struct cn_http_resp *resp)
-{
-	/* Bearer tokens, never cookies: any origin may call, and reads only what we expose. */
-	cn_http_resp_header(resp, "access-control-allow-origin", "*");
-	cn_http_resp_header(resp, "access-control-expose-headers", "Location, ETag, Link");
-}
-
 static int reject(struct edge_whep *w, struct cn_http_resp *resp, enum whep_reject why, int status,
 		  const char *title, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static int reject(struct edge_whep *w, struct cn_http_resp *resp, enum whep_reject why, int status,
@@ -149,36 +142,12 @@ static int reject(struct edge_whep *w, struct cn_http_resp *resp, enum whep_reje
 	va_end(ap);
 	w->rejected[why]++;
 	cn_http_problem(resp, status, title, "%s", detail);
-	cors(resp);
+	cn_http_cors(resp);
 	if (status == 401)
 		cn_http_resp_header(resp, "www-authenticate", "Bearer realm=\"canopy-edge\"");
 	if (status == 503)
 		cn_http_resp_header(resp, "retry-after", RETRY_AFTER_S);
 	cn_log_info("whep", "refused %d: %s", status, detail);
-	return 0;
-}
-
-/* Splits "/whep/<camera>[/<session>]". */
-static int split_path(const struct cn_http_req *req, char *cam, size_t camcap, char *sid, size_t sidcap)
-{
-	struct cn_str p = req->path;
-	const char *rest = p.p + 6; /* after "/whep/" */
-	size_t n = p.len - 6;
-	const char *slash = memchr(rest, '/', n);
-	size_t camlen = slash ? (size_t)(slash - rest) : n;
-
-	if (p.len < 7 || camlen == 0 || camlen >= camcap)
-		return -EINVAL;
-	memcpy(cam, rest, camlen);
-	cam[camlen] = '\0';
-	sid[0] = '\0';
-	if (slash) {
-		size_t sl = n - camlen - 1;
-		if (sl == 0 || sl >= sidcap || memchr(slash + 1, '/', sl))
-			return -EINVAL;
-		memcpy(sid, slash + 1, sl);
-		sid[sl] = '\0';
-	}
 	return 0;
 }
 
@@ -291,7 +260,7 @@ static int authorize_view(struct edge_whep *w, const struct cn_http_req *req,
 
 	if (view_token(w, req, resp, late ? 86400 : 30, &c, &payload)) {
 		w->rejected[REJ_UNAUTHORIZED]++;
-		cors(resp);
+		cn_http_cors(resp);
 		return 1;
 	}
 	if (cn_jwt_has_scope(&c, EDGE_SCOPE_ADMIN)) {
@@ -715,7 +684,7 @@ static void on_gathered(struct cn_wrtc_peer *p, void *arg)
 	cn_http_resp_header(&resp, "location", loc);
 	snprintf(loc, sizeof(loc), "\"%s\"", s->id);
 	cn_http_resp_header(&resp, "etag", loc);
-	cors(&resp);
+	cn_http_cors(&resp);
 	s->answered = true;
 	if (respond(s, &resp) == -ENOENT) {
 		cn_log_info("whep", "session %s: the viewer left before its answer", s->id);
@@ -934,7 +903,7 @@ static int post_whep(const struct cn_http_req *req, struct cn_http_resp *resp, v
 	struct whep_session *s;
 	int rc;
 
-	if (split_path(req, cam, sizeof(cam), sid, sizeof(sid)) < 0 || sid[0])
+	if (cn_http_split_path(req->path, "/whep/", cam, sizeof(cam), sid, sizeof(sid)) < 0 || sid[0])
 		return reject(w, resp, REJ_NOT_FOUND, sid[0] ? 405 : 404, sid[0] ? "Method Not Allowed" : "Not Found",
 			      sid[0] ? "POST goes to /whep/<camera>; a session URL takes PATCH and DELETE"
 				     : "no such WHEP endpoint");
@@ -1081,7 +1050,7 @@ static struct whep_session *find_session(struct edge_whep *w, const struct cn_ht
 	int64_t depth;
 	struct whep_session *s;
 
-	if (split_path(req, cam, sizeof(cam), sid, sizeof(sid)) < 0 || !sid[0]) {
+	if (cn_http_split_path(req->path, "/whep/", cam, sizeof(cam), sid, sizeof(sid)) < 0 || !sid[0]) {
 		reject(w, resp, REJ_NOT_FOUND, 404, "Not Found", "not a WHEP session URL");
 		return NULL;
 	}
@@ -1130,7 +1099,7 @@ static int patch_whep(const struct cn_http_req *req, struct cn_http_resp *resp, 
 		cn_wrtc_end_of_candidates(s->peer);
 	free(fr);
 	resp->status = 204;
-	cors(resp);
+	cn_http_cors(resp);
 	return 0;
 }
 
@@ -1146,7 +1115,7 @@ static int delete_whep(const struct cn_http_req *req, struct cn_http_resp *resp,
 		return reject(w, resp, REJ_UNAVAILABLE, 409, "Conflict", "the session is still being set up");
 	session_free(s);
 	resp->status = 200;
-	cors(resp);
+	cn_http_cors(resp);
 	return 0;
 }
 
@@ -1154,12 +1123,8 @@ static int options_whep(const struct cn_http_req *req, struct cn_http_resp *resp
 {
 	(void)req;
 	(void)arg;
-	resp->status = 204;
-	cors(resp);
-	cn_http_resp_header(resp, "access-control-allow-methods", "POST, PATCH, DELETE, OPTIONS");
-	cn_http_resp_header(resp, "access-control-allow-headers", "Authorization, Content-Type, If-Match");
-	cn_http_resp_header(resp, "access-control-max-age", "600");
-	return 0;
+	return cn_http_preflight(resp, "POST, PATCH, DELETE, OPTIONS",
+				 "Authorization, Content-Type, If-Match");
 }
 
 static const struct cn_field token_fields[] = {
@@ -1238,7 +1203,7 @@ static void session_free(struct whep_session *s)
 		struct cn_http_resp resp;
 		cn_http_resp_init(&resp);
 		cn_http_problem(&resp, 503, "Service Unavailable", "the session ended before it was set up");
-		cors(&resp);
+		cn_http_cors(&resp);
 		s->answered = true;
 		respond(s, &resp);
 	}

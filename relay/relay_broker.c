@@ -125,13 +125,6 @@ struct relay_broker {
 
 /* ---- viewer side helpers ---------------------------------------------------------------- */
 
-static void cors(struct cn_http_resp *resp)
-{
-	/* Bearer tokens, never cookies: any origin may call (as at the edge). */
-	cn_http_resp_header(resp, "access-control-allow-origin", "*");
-	cn_http_resp_header(resp, "access-control-expose-headers", "Location, ETag, Link");
-}
-
 static int reject(struct relay_broker *b, struct cn_http_resp *resp, enum reject why, int status,
 		  const char *title, const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 static int reject(struct relay_broker *b, struct cn_http_resp *resp, enum reject why, int status,
@@ -145,37 +138,12 @@ static int reject(struct relay_broker *b, struct cn_http_resp *resp, enum reject
 	va_end(ap);
 	b->rejected[why]++;
 	cn_http_problem(resp, status, title, "%s", detail);
-	cors(resp);
+	cn_http_cors(resp);
 	if (status == 401)
 		cn_http_resp_header(resp, "www-authenticate", "Bearer realm=\"canopy-relay\"");
 	if (status == 503)
 		cn_http_resp_header(resp, "retry-after", RETRY_AFTER_S);
 	cn_log_info("broker", "refused %d: %s", status, detail);
-	return 0;
-}
-
-/* "/whep/<camera id>[/<session>]" */
-static int split_path(const struct cn_http_req *req, char *cam, size_t camcap, char *sid,
-		      size_t sidcap)
-{
-	const char *rest = req->path.p + 6;
-	size_t n = req->path.len - 6;
-	const char *slash = memchr(rest, '/', n);
-	size_t camlen = slash ? (size_t)(slash - rest) : n;
-
-	if (req->path.len < 7 || camlen == 0 || camlen >= camcap)
-		return -EINVAL;
-	memcpy(cam, rest, camlen);
-	cam[camlen] = '\0';
-	sid[0] = '\0';
-	if (slash) {
-		size_t sl = n - camlen - 1;
-
-		if (sl == 0 || sl >= sidcap || memchr(slash + 1, '/', sl))
-			return -EINVAL;
-		memcpy(sid, slash + 1, sl);
-		sid[sl] = '\0';
-	}
 	return 0;
 }
 
@@ -512,7 +480,7 @@ static void sfu_done(void *arg, int status, const char *answer, size_t len, cons
 				status == 406 ? "Not Acceptable" : status == 400 ? "Bad Request" : "Bad Gateway",
 				"%s", err && err[0] ? err : "the SFU could not take this viewer");
 	}
-	cors(&resp);
+	cn_http_cors(&resp);
 	if (cn_http_respond(b->r->d->http, j->http_id, &resp) == -ENOENT && s) {
 		relay_sfu_leave(b->r->sfu, s->id);
 		session_remove(b, s);
@@ -666,7 +634,7 @@ static int post_whep(const struct cn_http_req *req, struct cn_http_resp *resp, v
 	struct viewer v;
 	char cid[64], sid[64], ct[128];
 
-	if (split_path(req, cid, sizeof(cid), sid, sizeof(sid)) < 0 || sid[0])
+	if (cn_http_split_path(req->path, "/whep/", cid, sizeof(cid), sid, sizeof(sid)) < 0 || sid[0])
 		return reject(b, resp, REJ_NOT_FOUND, sid[0] ? 405 : 404,
 			      sid[0] ? "Method Not Allowed" : "Not Found",
 			      sid[0] ? "POST goes to /whep/<camera>; a session URL takes PATCH and DELETE"
@@ -697,7 +665,7 @@ static struct bsession *session_for(struct relay_broker *b, const struct cn_http
 	char sid[64];
 	struct bsession *s;
 
-	if (split_path(req, cid, cidcap, sid, sizeof(sid)) < 0 || !sid[0]) {
+	if (cn_http_split_path(req->path, "/whep/", cid, cidcap, sid, sizeof(sid)) < 0 || !sid[0]) {
 		reject(b, resp, REJ_NOT_FOUND, 404, "Not Found", "not a WHEP session URL");
 		return NULL;
 	}
@@ -729,7 +697,7 @@ static int patch_whep(const struct cn_http_req *req, struct cn_http_resp *resp, 
 			return reject(b, resp, REJ_BAD_REQUEST, st, st == 404 ? "Not Found" : "Bad Request",
 				      "%s", err);
 		resp->status = 204;
-		cors(resp);
+		cn_http_cors(resp);
 		return 0;
 	}
 	return forward(b, req, resp, cid, &v, s->id, "whep.patch");
@@ -748,7 +716,7 @@ static int delete_whep(const struct cn_http_req *req, struct cn_http_resp *resp,
 		relay_sfu_leave(b->r->sfu, s->id);
 		session_remove(b, s);
 		resp->status = 200;
-		cors(resp);
+		cn_http_cors(resp);
 		return 0;
 	}
 	return forward(b, req, resp, cid, &v, s->id, "whep.delete");
@@ -758,12 +726,8 @@ static int options_whep(const struct cn_http_req *req, struct cn_http_resp *resp
 {
 	(void)req;
 	(void)arg;
-	resp->status = 204;
-	cors(resp);
-	cn_http_resp_header(resp, "access-control-allow-methods", "POST, PATCH, DELETE, OPTIONS");
-	cn_http_resp_header(resp, "access-control-allow-headers", "Authorization, Content-Type, If-Match");
-	cn_http_resp_header(resp, "access-control-max-age", "600");
-	return 0;
+	return cn_http_preflight(resp, "POST, PATCH, DELETE, OPTIONS",
+				 "Authorization, Content-Type, If-Match");
 }
 
 /* GET /edge/recordings/<camera>?from=&to=: the camera's recorded ranges, asked of its edge
@@ -790,19 +754,14 @@ static int options_recordings(const struct cn_http_req *req, struct cn_http_resp
 {
 	(void)req;
 	(void)arg;
-	resp->status = 204;
-	cors(resp);
-	cn_http_resp_header(resp, "access-control-allow-methods", "GET, OPTIONS");
-	cn_http_resp_header(resp, "access-control-allow-headers", "Authorization");
-	cn_http_resp_header(resp, "access-control-max-age", "600");
-	return 0;
+	return cn_http_preflight(resp, "GET, OPTIONS", "Authorization");
 }
 
 /* ---- edge messages ----------------------------------------------------------------------------- */
 
 static void answer_pending(struct relay_broker *b, struct pending *p, struct cn_http_resp *resp)
 {
-	cors(resp);
+	cn_http_cors(resp);
 	if (cn_http_respond(b->r->d->http, p->http_id, resp) == -ENOENT)
 		cn_log_info("broker", "viewer left before the edge answered request %llu",
 			    (unsigned long long)p->rid);
@@ -1123,7 +1082,7 @@ static void reg_on_close(struct cn_ws_conn *ws, void *arg)
 			cn_http_resp_init(&resp);
 			b->rejected[REJ_NO_EDGE]++;
 			cn_http_problem(&resp, 502, "Bad Gateway", "the edge went away before it answered");
-			cors(&resp);
+			cn_http_cors(&resp);
 			cn_http_respond(b->r->d->http, p->http_id, &resp);
 			g_hash_table_iter_remove(&it);
 		}
@@ -1164,7 +1123,7 @@ static gboolean tick(gpointer arg)
 		b->rejected[REJ_TIMEOUT]++;
 		cn_http_problem(&resp, 504, "Gateway Timeout", "the edge did not answer within %d s",
 				PENDING_TIMEOUT_MS / 1000);
-		cors(&resp);
+		cn_http_cors(&resp);
 		cn_http_respond(b->r->d->http, p->http_id, &resp);
 		g_hash_table_iter_remove(&it);
 	}

@@ -1080,12 +1080,6 @@ struct http_join {
 	char camera[128];
 };
 
-static void cors(struct cn_http_resp *resp)
-{
-	cn_http_resp_header(resp, "access-control-allow-origin", "*");
-	cn_http_resp_header(resp, "access-control-expose-headers", "Location, ETag");
-}
-
 static gboolean leave_idle(gpointer data)
 {
 	struct http_join *j = data;
@@ -1103,7 +1097,7 @@ static void http_done(void *arg, int status, const char *answer, size_t len, con
 	char loc[300];
 
 	cn_http_resp_init(&resp);
-	cors(&resp);
+	cn_http_cors(&resp);
 	if (status == 201) {
 		resp.status = 201;
 		cn_strlcpy(resp.content_type, "application/sdp", sizeof(resp.content_type));
@@ -1149,34 +1143,8 @@ static int check_token(struct relay_sfu *s, const struct cn_http_req *req, struc
 	s->rejected[REJ_UNAUTHORIZED]++;
 	cn_http_problem(resp, 401, "Unauthorized", "a bearer token (sfu_viewer_token) is required");
 	cn_http_resp_header(resp, "www-authenticate", "Bearer realm=\"canopy-relay\"");
-	cors(resp);
+	cn_http_cors(resp);
 	return 1;
-}
-
-/* "/sfu/whep/<camera>[/<viewer>]" */
-static int split_path(const struct cn_http_req *req, char *cam, size_t camcap, char *vid, size_t vidcap)
-{
-	const size_t pre = strlen("/sfu/whep/");
-	const char *rest = req->path.p + pre;
-	size_t n = req->path.len - pre;
-
-	if (req->path.len <= pre)
-		return -EINVAL;
-	const char *slash = memchr(rest, '/', n);
-	size_t cl = slash ? (size_t)(slash - rest) : n;
-	if (!cl || cl >= camcap)
-		return -EINVAL;
-	memcpy(cam, rest, cl);
-	cam[cl] = '\0';
-	vid[0] = '\0';
-	if (slash) {
-		size_t vl = n - cl - 1;
-		if (!vl || vl >= vidcap || memchr(slash + 1, '/', vl))
-			return -EINVAL;
-		memcpy(vid, slash + 1, vl);
-		vid[vl] = '\0';
-	}
-	return 0;
 }
 
 static int post_sfu(const struct cn_http_req *req, struct cn_http_resp *resp, void *arg)
@@ -1188,14 +1156,14 @@ static int post_sfu(const struct cn_http_req *req, struct cn_http_resp *resp, vo
 
 	if (check_token(s, req, resp))
 		return 0;
-	if (split_path(req, cam, sizeof(cam), vid, sizeof(vid)) < 0 || vid[0]) {
+	if (cn_http_split_path(req->path, "/sfu/whep/", cam, sizeof(cam), vid, sizeof(vid)) < 0 || vid[0]) {
 		s->rejected[REJ_NOT_FOUND]++;
-		cors(resp);
+		cn_http_cors(resp);
 		return cn_http_problem(resp, 404, "Not Found", "POST goes to /sfu/whep/<camera>"), 0;
 	}
 	if (!content_type_is(req, "application/sdp")) {
 		s->rejected[REJ_BAD_OFFER]++;
-		cors(resp);
+		cn_http_cors(resp);
 		return cn_http_problem(resp, 415, "Unsupported Media Type",
 				       "the offer must be sent as Content-Type: application/sdp"), 0;
 	}
@@ -1206,7 +1174,7 @@ static int post_sfu(const struct cn_http_req *req, struct cn_http_resp *resp, vo
 	cn_strlcpy(j->camera, cam, sizeof(j->camera));
 	if ((status = relay_sfu_join(s, cam, req->body.p, req->body.len, http_done, j, err, sizeof(err)))) {
 		free(j);
-		cors(resp);
+		cn_http_cors(resp);
 		return cn_http_problem(resp, status, status == 400 ? "Bad Request" : status == 406 ? "Not Acceptable"
 										    : "Service Unavailable",
 				       "%s", err), 0;
@@ -1222,8 +1190,8 @@ static int patch_sfu(const struct cn_http_req *req, struct cn_http_resp *resp, v
 
 	if (check_token(s, req, resp))
 		return 0;
-	cors(resp);
-	if (split_path(req, cam, sizeof(cam), vid, sizeof(vid)) < 0 || !vid[0])
+	cn_http_cors(resp);
+	if (cn_http_split_path(req->path, "/sfu/whep/", cam, sizeof(cam), vid, sizeof(vid)) < 0 || !vid[0])
 		return cn_http_problem(resp, 404, "Not Found", "not a session URL"), 0;
 	if (!content_type_is(req, "application/trickle-ice-sdpfrag"))
 		return cn_http_problem(resp, 415, "Unsupported Media Type",
@@ -1243,8 +1211,8 @@ static int delete_sfu(const struct cn_http_req *req, struct cn_http_resp *resp, 
 
 	if (check_token(s, req, resp))
 		return 0;
-	cors(resp);
-	if (split_path(req, cam, sizeof(cam), vid, sizeof(vid)) < 0 || !vid[0] || relay_sfu_leave(s, vid))
+	cn_http_cors(resp);
+	if (cn_http_split_path(req->path, "/sfu/whep/", cam, sizeof(cam), vid, sizeof(vid)) < 0 || !vid[0] || relay_sfu_leave(s, vid))
 		return cn_http_problem(resp, 404, "Not Found", "no such session"), 0;
 	resp->status = 200;
 	return 0;
@@ -1254,11 +1222,8 @@ static int options_sfu(const struct cn_http_req *req, struct cn_http_resp *resp,
 {
 	(void)req;
 	(void)arg;
-	resp->status = 204;
-	cors(resp);
-	cn_http_resp_header(resp, "access-control-allow-methods", "POST, PATCH, DELETE, OPTIONS");
-	cn_http_resp_header(resp, "access-control-allow-headers", "Authorization, Content-Type, If-Match");
-	return 0;
+	return cn_http_preflight(resp, "POST, PATCH, DELETE, OPTIONS",
+				 "Authorization, Content-Type, If-Match");
 }
 
 /* ---- start, stop, metrics -------------------------------------------------------------- */

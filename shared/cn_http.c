@@ -1,6 +1,7 @@
 /* cn_http.c: one lws protocol per listener; requests are routed once the body is complete. */
 #include "cn_http.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -763,4 +764,48 @@ void cn_http_close(struct cn_http_server *s)
 	/* The vhost and its connections went with the lws context (cn_loop_destroy),
 	 * which may still have read our protocols table until then. */
 	server_free(s);
+}
+
+void cn_http_cors(struct cn_http_resp *resp)
+{
+	cn_http_resp_header(resp, "access-control-allow-origin", "*");
+	cn_http_resp_header(resp, "access-control-expose-headers", "Location, ETag, Link");
+}
+
+int cn_http_preflight(struct cn_http_resp *resp, const char *methods, const char *headers)
+{
+	resp->status = 204;
+	cn_http_cors(resp);
+	cn_http_resp_header(resp, "access-control-allow-methods", methods);
+	cn_http_resp_header(resp, "access-control-allow-headers", headers);
+	cn_http_resp_header(resp, "access-control-max-age", "600");
+	return 0;
+}
+
+int cn_http_split_path(struct cn_str path, const char *prefix, char *a, size_t acap, char *b,
+		       size_t bcap)
+{
+	size_t pre = strlen(prefix), n, al;
+	const char *rest, *slash;
+
+	if (path.len <= pre || memcmp(path.p, prefix, pre) != 0)
+		return -EINVAL;
+	rest = path.p + pre;
+	n = path.len - pre;
+	slash = memchr(rest, '/', n);
+	al = slash ? (size_t)(slash - rest) : n;
+	if (al == 0 || al >= acap)
+		return -EINVAL;
+	memcpy(a, rest, al);
+	a[al] = '\0';
+	b[0] = '\0';
+	if (slash) {
+		size_t bl = n - al - 1;
+
+		if (bl == 0 || bl >= bcap || memchr(slash + 1, '/', bl))
+			return -EINVAL;
+		memcpy(b, slash + 1, bl);
+		b[bl] = '\0';
+	}
+	return 0;
 }

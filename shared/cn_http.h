@@ -116,6 +116,16 @@ int cn_http_problem(struct cn_http_resp *resp, int status, const char *title,
 		    const char *detail_fmt, ...) __attribute__((format(printf, 4, 5)));
 const char *cn_http_method_name(enum cn_http_method m);
 
+/* CORS for APIs authorised by bearer tokens, never cookies (WHEP, recordings): any origin
+ * may call, and reads Location, ETag and Link. */
+void cn_http_cors(struct cn_http_resp *resp);
+/* The 204 answer to a CORS preflight allowing methods and request headers (cached 10 min). */
+int cn_http_preflight(struct cn_http_resp *resp, const char *methods, const char *headers);
+/* Splits "<prefix><a>[/<b>]" (a WHEP resource and its session): a non-empty and shorter
+ * than acap, b empty or non-empty and shorter than bcap, no further '/'; else -EINVAL. */
+int cn_http_split_path(struct cn_str path, const char *prefix, char *a, size_t acap, char *b,
+		       size_t bcap);
+
 /* Counters for /metrics: requests by status class and rejected bodies. */
 int cn_http_metrics(struct cn_buf *out, void *server);
 
