@@ -12,6 +12,7 @@
 #include "central_auth.h"
 #include "central_db.h"
 #include "central_relay.h"
+#include "central_webhook.h"
 #include "cn_base64.h"
 #include "cn_buf.h"
 #include "cn_crypto.h"
@@ -668,21 +669,40 @@ static int run_sql_text(PGconn *pg, struct central_job *job)
 }
 
 /* Events: stored with the alarms and webhook messages they raise in one transaction; the
- * counts go back to the loop, which wakes the other instances (wake_others). */
+ * counts go back to the loop, which wakes the other instances (wake_others). The webhook
+ * messages come back leased to this instance, and go straight to its webhook engine. */
 static int run_events(PGconn *pg, struct central_job *job)
 {
 	struct ljob *j = (struct ljob *)job;
-	const char *p[2] = { j->node_id, j->text };
+	const char *owner = central_webhook_owner(j->u->c);
+	char lease[24];
+	const char *p[4] = { j->node_id, j->text, owner, lease };
 	PGresult *r;
-	int rc;
+	int rc, i, rows, adopted = 0;
 
-	rc = central_db_exec(pg, "SELECT n_alarms, n_hooks FROM uplink_events($1, $2::jsonb)", 2, p,
-			     &r, job->err, sizeof(job->err));
+	snprintf(lease, sizeof(lease), "%lld", (long long)j->u->c->conf->webhook_lease);
+	rc = central_db_exec(pg,
+			     "SELECT id, tenant_id, subscription_id, msg_id, type, payload, attempts,"
+			     " from_ms, url, secret, old_secret, max_in_flight, n_alarms, n_hooks"
+			     " FROM uplink_store_events($1, $2::jsonb, $3, $4::int)",
+			     4, p, &r, job->err, sizeof(job->err));
 	if (rc < 0)
 		return rc;
-	cn_strlcpy(j->out[0], PQgetvalue(r, 0, 0), sizeof(j->out[0]));
-	cn_strlcpy(j->out[1], PQgetvalue(r, 0, 1), sizeof(j->out[1]));
-	PQclear(r);
+	rows = PQntuples(r);
+	for (i = 0; i < rows; i++) {
+		if (PQgetisnull(r, i, 12)) {
+			adopted++;
+			continue;
+		}
+		cn_strlcpy(j->out[0], PQgetvalue(r, i, 12), sizeof(j->out[0]));
+		cn_strlcpy(j->out[1], PQgetvalue(r, i, 13), sizeof(j->out[1]));
+	}
+	/* What the engine takes is not announced: the other instances would find it leased. */
+	if (adopted > 0 && central_webhook_adopt(j->u->c, r) == 0)
+		snprintf(j->out[1], sizeof(j->out[1]), "%lld",
+			 strtoll(j->out[1], NULL, 10) - adopted);
+	else
+		PQclear(r);
 	return 0;
 }
 
@@ -803,8 +823,10 @@ static void done_events(struct central_job *job)
 		link_send(l, "events.ack", b);
 	}
 	cJSON_Delete(ids);
-	/* Alarms raised by these events may have queued webhook messages. */
-	central_alarms_kick(j->u->c);
+	/* Webhook messages not taken by this instance's engine wait for a claim (escalations
+	 * notify by themselves). */
+	if (strtol(j->out[1], NULL, 10) > 0)
+		central_alarms_kick(j->u->c);
 	ljob_free(j);
 }
 

@@ -40,6 +40,9 @@
  * before its request could finish is given back instead of sent. Every second the db
  * thread also asks which subscriptions it holds messages for were disabled or deleted
  * meanwhile: what is still queued for them goes back unsent.
+ * Messages raised by incoming events skip the claim: the events transaction stores them
+ * leased to this instance and returns them (central_webhook_adopt); the db thread takes
+ * them into held as if claimed.
  */
 
 #define CLAIM_MAX 1000	    /* rows per claim statement */
@@ -139,6 +142,7 @@ struct central_webhook {
 	GPtrArray *inbox;	/* struct wh_grant *: db -> http */
 	GPtrArray *results;	/* struct wh_msg *: http -> db */
 	int64_t results_since;	/* mono ms of the oldest result waiting */
+	GPtrArray *adopted;	/* PGresult *: events transactions -> db */
 
 	/* db thread only */
 	PGconn *pg;
@@ -835,16 +839,105 @@ static struct wh_msg *msg_from_row(PGresult *r, int i)
 	return m;
 }
 
+/* Rows of a claim, or of an events transaction (adopted), become held messages and grants
+ * for the http thread. Adopted rows past this instance's queue limits go back at once. */
+static int take_rows(struct central_webhook *w, PGresult *r, bool adopted)
+{
+	int i, rows = PQntuples(r), taken = 0;
+	GHashTable *grants = g_hash_table_new(g_str_hash, g_str_equal);
+	GPtrArray *back = NULL;
+
+	for (i = 0; i < rows; i++) {
+		int64_t id;
+		struct wh_grant *g;
+		struct wh_held *h;
+		struct wh_msg *m;
+
+		if (PQgetisnull(r, i, 0))
+			continue; /* an events transaction's counts */
+		id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		if (g_hash_table_contains(w->held, &id))
+			continue; /* still ours from before: its lease ran out here, not its send */
+		if (!(g = grant_for(w, grants, r, i)) || !(m = msg_from_row(r, i)))
+			continue; /* out of memory: the lease runs out and it is claimed again */
+		if (!(h = g_hash_table_lookup(w->held_subs, m->sub))) {
+			char *key = strdup(m->sub);
+
+			if (!key || !(h = calloc(1, sizeof(*h)))) {
+				free(key);
+				msg_free(m);
+				continue;
+			}
+			g_hash_table_insert(w->held_subs, key, h);
+		}
+		h->cap = g->max_in_flight * 64 < PER_SUB_MAX ? g->max_in_flight * 64 : PER_SUB_MAX;
+		h->held++;
+		g_hash_table_insert(w->held, &m->id, m);
+		if (adopted && (h->held > h->cap || held_count(w) > w->conf->webhook_max_queue)) {
+			m->release = true;
+			if (!back)
+				back = g_ptr_array_new();
+			g_ptr_array_add(back, m);
+			continue;
+		}
+		g_ptr_array_add(g->msgs, m);
+		taken++;
+	}
+	cn_metric_set(&m_queue, held_count(w));
+	if (g_hash_table_size(grants) > 0 || back) {
+		GHashTableIter it;
+		gpointer k, v;
+
+		pthread_mutex_lock(&w->mu);
+		g_hash_table_iter_init(&it, grants);
+		while (g_hash_table_iter_next(&it, &k, &v)) {
+			struct wh_grant *g = v;
+
+			if (g->msgs->len > 0)
+				g_ptr_array_add(w->inbox, g);
+			else
+				grant_free(g);
+		}
+		if (back) {
+			if (w->results->len == 0)
+				w->results_since = cn_time_mono_ms();
+			g_ptr_array_extend_and_steal(w->results, back); /* frees back */
+		}
+		pthread_mutex_unlock(&w->mu);
+		curl_multi_wakeup(w->multi);
+	}
+	g_hash_table_destroy(grants);
+	if (taken > 0)
+		cn_log_debug("webhook", "%s %d message(s)", adopted ? "took" : "claimed", taken);
+	return taken;
+}
+
+/* Results of events transactions handed over by central_webhook_adopt. */
+static void take_adopted(struct central_webhook *w)
+{
+	GPtrArray *in;
+	guint i;
+
+	pthread_mutex_lock(&w->mu);
+	in = w->adopted;
+	w->adopted = g_ptr_array_new();
+	pthread_mutex_unlock(&w->mu);
+	for (i = 0; i < in->len; i++) {
+		take_rows(w, in->pdata[i], true);
+		PQclear(in->pdata[i]);
+	}
+	g_ptr_array_free(in, TRUE);
+}
+
 /* One claim statement; true when it came back full (more may be due at once). */
 static bool claim(struct central_webhook *w)
 {
 	int64_t room = w->conf->webhook_max_queue - held_count(w);
 	char n[24], per[24], lease[24], err[256];
 	const char *p[5] = { w->c->instance_id, n, per, lease, NULL };
-	GHashTable *grants;
 	struct cn_buf skip;
 	PGresult *r;
-	int i, rows, want, taken = 0;
+	int rows, want, taken;
 
 	if (room <= 0)
 		return true; /* claimed again once results free some room */
@@ -870,49 +963,9 @@ static bool claim(struct central_webhook *w)
 	cn_buf_free(&skip);
 	check_notifies(w);
 	rows = PQntuples(r);
-	grants = g_hash_table_new(g_str_hash, g_str_equal);
-	for (i = 0; i < rows; i++) {
-		int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-		struct wh_grant *g;
-		struct wh_held *h;
-		struct wh_msg *m;
-
-		if (g_hash_table_contains(w->held, &id))
-			continue; /* still ours from before: its lease ran out here, not its send */
-		if (!(g = grant_for(w, grants, r, i)) || !(m = msg_from_row(r, i)))
-			continue; /* out of memory: the lease runs out and it is claimed again */
-		if (!(h = g_hash_table_lookup(w->held_subs, m->sub))) {
-			char *key = strdup(m->sub);
-
-			if (!key || !(h = calloc(1, sizeof(*h)))) {
-				free(key);
-				msg_free(m);
-				continue;
-			}
-			g_hash_table_insert(w->held_subs, key, h);
-		}
-		h->cap = g->max_in_flight * 64 < PER_SUB_MAX ? g->max_in_flight * 64 : PER_SUB_MAX;
-		h->held++;
-		g_hash_table_insert(w->held, &m->id, m);
-		g_ptr_array_add(g->msgs, m);
-		taken++;
-	}
+	taken = take_rows(w, r, false);
 	PQclear(r);
-	cn_metric_set(&m_queue, held_count(w));
-	if (g_hash_table_size(grants) > 0) {
-		GHashTableIter it;
-		gpointer k, v;
-
-		pthread_mutex_lock(&w->mu);
-		g_hash_table_iter_init(&it, grants);
-		while (g_hash_table_iter_next(&it, &k, &v))
-			g_ptr_array_add(w->inbox, v);
-		pthread_mutex_unlock(&w->mu);
-		curl_multi_wakeup(w->multi);
-	}
-	g_hash_table_destroy(grants);
-	if (taken > 0)
-		cn_log_debug("webhook", "claimed %d message(s)", taken);
+	(void)taken;
 	return rows == want;
 }
 
@@ -1261,6 +1314,8 @@ static void *db_main(void *arg)
 			if (!w->pg)
 				reconnect_at = now + RECONNECT_MS;
 		}
+		if (!done)
+			take_adopted(w);
 		if (done)
 			release_inbox(w);
 		pthread_mutex_lock(&w->mu);
@@ -1378,6 +1433,7 @@ int central_webhook_start(struct central *c)
 	atomic_store(&w->renewed_mono, cn_time_mono_ms());
 	w->inbox = g_ptr_array_new();
 	w->results = g_ptr_array_new();
+	w->adopted = g_ptr_array_new();
 	w->done = g_ptr_array_new();
 	w->held = g_hash_table_new(g_int64_hash, g_int64_equal);
 	w->held_subs = g_hash_table_new_full(g_str_hash, g_str_equal, free, free);
@@ -1417,6 +1473,31 @@ void central_webhook_kick(struct central *c)
 	wake_db(w);
 }
 
+const char *central_webhook_owner(struct central *c)
+{
+	struct central_webhook *w = c->webhook;
+
+	return w && !atomic_load(&w->stop) ? c->instance_id : NULL;
+}
+
+int central_webhook_adopt(struct central *c, PGresult *r)
+{
+	struct central_webhook *w = c->webhook;
+	int rc = -ESHUTDOWN;
+
+	if (!w)
+		return rc;
+	pthread_mutex_lock(&w->mu);
+	if (!atomic_load(&w->stop)) {
+		g_ptr_array_add(w->adopted, r);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (rc == 0)
+		wake_db(w);
+	return rc;
+}
+
 void central_webhook_quiesce(struct central *c)
 {
 	struct central_webhook *w = c->webhook;
@@ -1453,6 +1534,10 @@ void central_webhook_stop(struct central *c)
 	for (i = 0; i < w->results->len; i++)
 		msg_free(w->results->pdata[i]);
 	g_ptr_array_free(w->results, TRUE);
+	/* Left when the engine stopped first: their leases run out, another instance sends them. */
+	for (i = 0; i < w->adopted->len; i++)
+		PQclear(w->adopted->pdata[i]);
+	g_ptr_array_free(w->adopted, TRUE);
 	for (i = 0; i < w->done->len; i++)
 		msg_free(w->done->pdata[i]);
 	g_ptr_array_free(w->done, TRUE);

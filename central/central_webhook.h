@@ -2,6 +2,8 @@
 #ifndef CENTRAL_WEBHOOK_H
 #define CENTRAL_WEBHOOK_H
 
+#include <libpq-fe.h>
+
 #include "central.h"
 
 /* Starts the delivery engine: a thread that claims due outbox rows under a lease (its own
@@ -12,6 +14,14 @@ int central_webhook_start(struct central *c);
 /* Rows may have been queued: claim now rather than at the next sweep. Cheap, never
  * blocks, callable from any thread; a no-op before start and after quiesce. */
 void central_webhook_kick(struct central *c);
+/* The lease owner to store new webhook messages under so that this instance sends them
+ * without claiming them (uplink_store_events), or NULL when the engine is not running. */
+const char *central_webhook_owner(struct central *c);
+/* Takes a result of uplink_store_events (rows in webhook_claim's column order; rows whose
+ * id is NULL are skipped) and sends its messages. Callable from any thread. 0 when the
+ * result is now the engine's; -ESHUTDOWN when it stopped (the caller frees the result, the
+ * messages' leases run out and another instance sends them). */
+int central_webhook_adopt(struct central *c, PGresult *r);
 /* Stops both threads: nothing new is sent, requests in flight get a short grace, their
  * results and the leases of what was not tried are written back. Call before closing the
  * pool, then central_webhook_stop to free. */

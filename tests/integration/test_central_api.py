@@ -1280,3 +1280,53 @@ def test_ca_certificate_is_public_and_matches_the_served_chain(central_factory):
     assert body["pem"] == open(c.ca_file).read()
     der = ssl_mod.PEM_cert_to_DER_cert(body["pem"])
     assert body["sha256"] == hashlib.sha256(der).hexdigest()
+
+
+def test_deleting_a_parent_removes_the_rows_that_name_it(central_factory, pg):
+    """Events, alarms, feed rows, webhook messages and delivery log rows carry no foreign keys
+    (one lookup per inserted row was a quarter of storing an alarm; 0010): statement
+    triggers on tenants, nodes, subscriptions and rules do what the cascades did, and touch
+    no other tenant's rows."""
+    c = central_factory()
+    system = admin(c)
+    gone, kept = Tenant(c, system, "gone"), Tenant(c, system, "kept")
+    conn = pg.connect(c.dbname, autocommit=True)
+
+    def count(table: str, where: str, *args) -> int:
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT count(*) FROM {table} WHERE {where}", args)
+            return cur.fetchone()[0]
+
+    tables = ("events", "alarms", "feed", "webhook_outbox", "webhook_deliveries")
+    try:
+        for t in (gone, kept):
+            t.raise_alarm(pg, c.dbname)
+            with conn.cursor() as cur:
+                for _ in range(2):
+                    cur.execute("INSERT INTO webhook_outbox (tenant_id, subscription_id, type, payload)"
+                                " VALUES (%s, %s, 'alarm.created', '{}')", (t.ids["tenants"], t.ids["webhooks"]))
+                    cur.execute("INSERT INTO webhook_deliveries (tenant_id, subscription_id, msg_id, type,"
+                                " attempt, status) VALUES (%s, %s, 'msg_x', 'alarm.created', 1, 200)",
+                                (t.ids["tenants"], t.ids["webhooks"]))
+            for table in tables:
+                assert count(table, "tenant_id = %s", t.ids["tenants"]) > 0, table
+        before = {table: count(table, "tenant_id = %s", kept.ids["tenants"]) for table in tables}
+
+        gone.admin.ok("DELETE", f"/alarm-rules/{gone.ids['alarm-rules']}", status=204)
+        assert count("alarms", "tenant_id = %s AND rule_id IS NULL", gone.ids["tenants"]) == 1
+        gone.admin.ok("DELETE", f"/webhooks/{gone.ids['webhooks']}", status=204)
+        assert count("webhook_outbox", "subscription_id = %s", gone.ids["webhooks"]) == 0
+        assert count("webhook_deliveries", "subscription_id = %s", gone.ids["webhooks"]) == 0
+        gone.admin.ok("DELETE", f"/cameras/{gone.ids['cameras']}", status=204)
+        gone.admin.ok("DELETE", f"/nodes/{gone.node_id}", status=204)
+        assert count("events", "node_id = %s", gone.node_id) == 0
+        assert count("alarms", "tenant_id = %s", gone.ids["tenants"]) == 1  # alarms outlive their node
+        gone.admin.ok("DELETE", f"/nodes/{gone.relay_node['id']}", status=204)
+        system.ok("DELETE", f"/tenants/{gone.ids['tenants']}", status=204)
+        for table in tables:
+            assert count(table, "tenant_id = %s", gone.ids["tenants"]) == 0, table
+        assert {table: count(table, "tenant_id = %s", kept.ids["tenants"]) for table in tables} == before
+        assert count("alarms", "tenant_id = %s AND rule_id = %s", kept.ids["tenants"],
+                     kept.ids["alarm-rules"]) == 1
+    finally:
+        conn.close()
