@@ -22,6 +22,7 @@ struct edge_conf {
 	char *archive_dir;
 	int64_t segment_duration;
 	int64_t rtsp_timeout;
+	int64_t ingest_batch;
 	int64_t reconnect_max;
 	int64_t archive_quota;
 	int64_t archive_max_percent;

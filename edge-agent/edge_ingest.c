@@ -18,6 +18,7 @@
 #include "cn_time.h"
 #include "edge_analyze.h"
 #include "edge_avlog.h"
+#include "edge_rtsp.h"
 
 #define BACKOFF_MIN_MS 1000
 #define RATE_WINDOW_MS 2000
@@ -242,11 +243,44 @@ static void pr_push(struct prerec *r, const AVPacket *pkt, int64_t recv_ms, int6
 	pr_trim(r, window_ms, tb);
 }
 
-/* Reads from an open input until it fails or we are asked to stop. */
-static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edge_segw *w,
-			AVFormatContext *ic, int vi, int ai)
+/* Where a session's packets come from: libavformat's demuxer, or the lean RTSP client
+ * (edge_rtsp.c: video is stream 0, audio 1). */
+struct ingest_src {
+	AVFormatContext *ic;
+	struct edge_rtsp *rtsp;
+	int vi, ai;
+	const AVCodecParameters *vpar, *apar;
+	AVRational vtb, atb;
+};
+
+/* The stream is up: status, live view and motion taps, the segment writer's audio. */
+static void go_online(struct edge_ingest *g, struct edge_index *ix, struct edge_segw *w,
+		      const struct ingest_src *src)
 {
-	AVStream *st = ic->streams[vi];
+	g_mutex_lock(&g->lock);
+	cn_strlcpy(g->st.codec, avcodec_get_name(src->vpar->codec_id), sizeof(g->st.codec));
+	g->st.width = src->vpar->width;
+	g->st.height = src->vpar->height;
+	g->st.retry_in_ms = 0;
+	g_mutex_unlock(&g->lock);
+	set_state(g, ix, EDGE_CAM_ONLINE, NULL);
+	edge_live_begin(g->live, src->vpar, src->apar);
+	edge_mtap_begin(g->mtap, src->vpar, src->vtb);
+	edge_segw_set_audio(w, src->apar, src->apar ? src->atb : (AVRational){ 1, 8000 });
+}
+
+/* Reads from an open input until it fails or we are asked to stop. Returns -ENOTSUP
+ * when the lean client found a stream it cannot take (the caller switches to
+ * libavformat), else 0. */
+static int run_session(struct edge_ingest *g, struct edge_index *ix, struct edge_segw *w,
+		       struct ingest_src *src)
+{
+	AVFormatContext *ic = src->ic;
+	int vi = src->vi, ai = src->ai;
+	const AVCodecParameters *vpar = src->vpar;
+	AVRational vtb = src->vtb;
+	uint64_t dropped_seen = 0;
+	int ret = 0;
 	AVPacket *pkt = av_packet_alloc();
 	int64_t win_start = cn_time_mono_ms(), win_pkts = 0, win_bytes = 0;
 	int64_t pause_until = 0, next_dts = AV_NOPTS_VALUE, last_dur = 0, fallback_check = 0;
@@ -258,16 +292,42 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 	if (!pkt || !pre) {
 		av_packet_free(&pkt);
 		free(pre);
-		return;
+		return 0;
 	}
 	while (!atomic_load(&g->stop)) {
+		char reason[200];
+		bool changed = false;
+		int rc;
 		arm_deadline(g);
-		int rc = av_read_frame(ic, pkt);
+		if (src->rtsp)
+			rc = edge_rtsp_read(src->rtsp, pkt, &changed, reason, sizeof(reason));
+		else
+			rc = av_read_frame(ic, pkt);
 		int64_t now_mono = cn_time_mono_ms(), now = cn_time_wall_ms();
+		if (rc < 0 && src->rtsp) {
+			if (atomic_load(&g->stop))
+				break;
+			if (rc == -ENOTSUP) {
+				cn_log_info("ingest", "camera '%s': %s: switching to libavformat", g->cfg.id, reason);
+				ret = -ENOTSUP;
+				break;
+			}
+			set_state(g, ix, EDGE_CAM_UNREACHABLE, reason);
+			break;
+		}
+		if (changed) {
+			/* New parameter sets on a keyframe: the segment writer cuts (format
+			 * changed), viewers and the analyser restart on this keyframe. */
+			g_mutex_lock(&g->lock);
+			g->st.width = vpar->width;
+			g->st.height = vpar->height;
+			g_mutex_unlock(&g->lock);
+			edge_live_begin(g->live, vpar, src->apar);
+			edge_mtap_begin(g->mtap, vpar, vtb);
+		}
 		if (rc < 0) {
 			if (atomic_load(&g->stop))
 				break;
-			char reason[160];
 			if (now_mono > atomic_load(&g->op_deadline_mono))
 				snprintf(reason, sizeof(reason), "no data for %lld s",
 					 (long long)(g->opts.timeout_ms / 1000));
@@ -279,7 +339,7 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		}
 		if (pkt->stream_index != vi) {
 			if (pkt->stream_index == ai) {
-				edge_live_feed_audio(g->live, pkt, ic->streams[ai]->time_base, now);
+				edge_live_feed_audio(g->live, pkt, src->atb, now);
 				/* Into the open segment, if any (the recording decision is the
 				 * video's; pre-record keeps video only). */
 				if (now_mono >= pause_until)
@@ -297,7 +357,7 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 			last_dur = pkt->dts - (next_dts - last_dur);
 		next_dts = pkt->dts + (last_dur > 0 ? last_dur : 1);
 		/* Viewers first: a slow disk must not delay live view. */
-		edge_live_feed(g->live, pkt, st->time_base, now);
+		edge_live_feed(g->live, pkt, vtb, now);
 		edge_mtap_feed(g->mtap, pkt);
 		win_pkts++;
 		win_bytes += pkt->size;
@@ -306,6 +366,11 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 		g->st.bytes_in += (uint64_t)pkt->size;
 		if (pkt->flags & AV_PKT_FLAG_CORRUPT)
 			g->st.corrupt_packets++;
+		if (src->rtsp && edge_rtsp_dropped(src->rtsp) != dropped_seen) {
+			/* access units dropped whole (loss inside them) */
+			g->st.corrupt_packets += edge_rtsp_dropped(src->rtsp) - dropped_seen;
+			dropped_seen = edge_rtsp_dropped(src->rtsp);
+		}
 		bool scheduled = edge_camcfg_scheduled(&g->cfg, now, cn_time_local_offset_min(now));
 		/* motion and events modes record around triggers, with pre- and post-record. */
 		bool motion_mode = (g->cfg.recording == EDGE_REC_MOTION ||
@@ -336,16 +401,16 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 			/* Motion began: what the camera saw just before goes first. */
 			for (int i = 0; i < pre->count; i++) {
 				int slot = (pre->head + i) % PREREC_MAX_PACKETS;
-				edge_segw_write(w, st->codecpar, st->time_base, pre->pkts[slot], pre->recv_ms[slot]);
+				edge_segw_write(w, vpar, vtb, pre->pkts[slot], pre->recv_ms[slot]);
 			}
 			pr_clear(pre);
 		}
 		if (!record && motion_mode)
-			pr_push(pre, pkt, now, pre_ms, st->time_base);
+			pr_push(pre, pkt, now, pre_ms, vtb);
 		else if (pre->count)
 			pr_clear(pre);
 		if (record && now_mono >= pause_until) {
-			rc = edge_segw_write(w, st->codecpar, st->time_base, pkt, now);
+			rc = edge_segw_write(w, vpar, vtb, pkt, now);
 			if (rc == -ENOSPC) {
 				/* Keep the stream alive and retry shortly: retention frees space. */
 				pause_until = now_mono + 5000;
@@ -377,6 +442,85 @@ static void run_session(struct edge_ingest *g, struct edge_index *ix, struct edg
 	pr_clear(pre);
 	free(pre);
 	av_packet_free(&pkt);
+	return ret;
+}
+
+/* A failed connection: report why, wait the backoff, double it. */
+static void connect_failed(struct edge_ingest *g, struct edge_index *ix, bool unauthorized,
+			   const char *reason, int64_t *backoff)
+{
+	set_state(g, ix, unauthorized ? EDGE_CAM_UNAUTHORIZED : EDGE_CAM_UNREACHABLE, reason);
+	g_mutex_lock(&g->lock);
+	g->st.retry_in_ms = *backoff;
+	g->st.reconnects++;
+	g_mutex_unlock(&g->lock);
+	nap(g, *backoff);
+	*backoff = *backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : *backoff * 2;
+}
+
+/* A session ended (t0: when it began connecting): wait before reconnecting. */
+static void session_ended(struct edge_ingest *g, int64_t t0, int64_t *backoff)
+{
+	/* A session that lasted a while resets the backoff; a flapping camera does not. */
+	if (cn_time_mono_ms() - t0 > 30000)
+		*backoff = BACKOFF_MIN_MS;
+	if (atomic_load(&g->stop))
+		return;
+	g_mutex_lock(&g->lock);
+	g->st.reconnects++;
+	g->st.retry_in_ms = *backoff;
+	g_mutex_unlock(&g->lock);
+	nap(g, *backoff);
+	*backoff = *backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : *backoff * 2;
+}
+
+/* One session through the lean client. Returns -ENOTSUP when the camera's stream is not
+ * one it takes (the caller uses libavformat from then on), else 0. */
+static int lean_session(struct edge_ingest *g, struct edge_index *ix, struct edge_segw *w,
+			int64_t *backoff)
+{
+	struct edge_rtsp_opts o = {
+		.timeout_ms = g->opts.timeout_ms,
+		.batch_ms = g->opts.batch_ms,
+		.stop = &g->stop,
+		.lost = &g->rtp_lost,
+	};
+	struct ingest_src src = { .vi = 0, .ai = -1 };
+	char url[512], user[64], pass[128], reason[200];
+	int64_t t0 = cn_time_mono_ms();
+	int rc;
+
+	g_mutex_lock(&g->lock);
+	cn_strlcpy(url, g->cfg.main_url, sizeof(url));
+	cn_strlcpy(user, g->cfg.username, sizeof(user));
+	cn_strlcpy(pass, g->cfg.password, sizeof(pass));
+	g_mutex_unlock(&g->lock);
+	o.url = url;
+	o.user = user;
+	o.pass = pass;
+	rc = edge_rtsp_open(&o, &src.rtsp, reason, sizeof(reason));
+	memset(pass, 0, sizeof(pass));
+	if (rc == -ENOTSUP) {
+		cn_log_info("ingest", "camera '%s': %s: using libavformat", g->cfg.id, reason);
+		return -ENOTSUP;
+	}
+	if (rc < 0) {
+		if (!atomic_load(&g->stop))
+			connect_failed(g, ix, rc == -EACCES, reason, backoff);
+		return 0;
+	}
+	src.vpar = edge_rtsp_video(src.rtsp, &src.vtb);
+	src.apar = edge_rtsp_audio(src.rtsp, &src.atb);
+	src.ai = src.apar ? 1 : -1;
+	go_online(g, ix, w, &src);
+	rc = run_session(g, ix, w, &src);
+	edge_segw_close(w, EDGE_CUT_STOP);
+	set_recording(g, w);
+	edge_rtsp_close(src.rtsp);
+	if (rc == -ENOTSUP)
+		return rc;
+	session_ended(g, t0, backoff);
+	return 0;
 }
 
 static gpointer ingest_thread(gpointer data)
@@ -386,6 +530,7 @@ static gpointer ingest_thread(gpointer data)
 	struct edge_segw w;
 	int64_t backoff = BACKOFF_MIN_MS;
 	char url[1200], errbuf[128];
+	bool lean_off = false; /* this camera's stream needs libavformat */
 
 	if (edge_index_open(g->opts.index_path, &ix) < 0) {
 		set_state(g, NULL, EDGE_CAM_STOPPED, "cannot open the archive index");
@@ -397,11 +542,22 @@ static gpointer ingest_thread(gpointer data)
 	 * burst of memory, CPU and network for nothing. */
 	nap(g, g->start_delay_ms);
 	while (!atomic_load(&g->stop)) {
-		AVFormatContext *ic = avformat_alloc_context();
 		AVDictionary *o = NULL;
 		int rc, vi;
 
 		set_state(g, ix, EDGE_CAM_CONNECTING, "connecting");
+		g_mutex_lock(&g->lock);
+		/* RTSP over TCP (interleaved) is the common case: the lean client, unless
+		 * this camera's stream turned out to need libavformat. */
+		bool lean = !lean_off && strncmp(g->cfg.main_url, "rtsp://", 7) == 0 &&
+			    g->cfg.transport != EDGE_TRANSPORT_UDP;
+		g_mutex_unlock(&g->lock);
+		if (lean) {
+			if (lean_session(g, ix, &w, &backoff) == -ENOTSUP)
+				lean_off = true;
+			continue;
+		}
+		AVFormatContext *ic = avformat_alloc_context();
 		g_mutex_lock(&g->lock);
 		edge_ingest_url(&g->cfg, g->cfg.main_url, url, sizeof(url));
 		if (g->cfg.transport != EDGE_TRANSPORT_AUTO)
@@ -458,48 +614,30 @@ static gpointer ingest_thread(gpointer data)
 									: describe_error(vi, errbuf, sizeof(errbuf)));
 			avformat_close_input(&ic);
 			edge_avlog_unregister(registered);
-			set_state(g, ix, unauthorized ? EDGE_CAM_UNAUTHORIZED : EDGE_CAM_UNREACHABLE, reason);
-			g_mutex_lock(&g->lock);
-			g->st.retry_in_ms = backoff;
-			g->st.reconnects++;
-			g_mutex_unlock(&g->lock);
-			nap(g, backoff);
-			backoff = backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : backoff * 2;
+			connect_failed(g, ix, unauthorized, reason, &backoff);
 			continue;
 		}
-		AVCodecParameters *par = ic->streams[vi]->codecpar;
-		g_mutex_lock(&g->lock);
-		cn_strlcpy(g->st.codec, avcodec_get_name(par->codec_id), sizeof(g->st.codec));
-		g->st.width = par->width;
-		g->st.height = par->height;
-		g->st.retry_in_ms = 0;
-		g_mutex_unlock(&g->lock);
-		set_state(g, ix, EDGE_CAM_ONLINE, NULL);
 		const AVCodecParameters *pars[16];
 		unsigned np = ic->nb_streams < 16 ? ic->nb_streams : 16;
 		for (unsigned i = 0; i < np; i++)
 			pars[i] = ic->streams[i]->codecpar;
 		int ai = edge_live_find_audio(pars, np);
-		edge_live_begin(g->live, par, ai >= 0 ? pars[ai] : NULL);
-		edge_mtap_begin(g->mtap, par, ic->streams[vi]->time_base);
-		edge_segw_set_audio(&w, ai >= 0 ? pars[ai] : NULL,
-				    ai >= 0 ? ic->streams[ai]->time_base : (AVRational){ 1, 8000 });
-		run_session(g, ix, &w, ic, vi, ai);
+		struct ingest_src src = {
+			.ic = ic,
+			.vi = vi,
+			.ai = ai,
+			.vpar = ic->streams[vi]->codecpar,
+			.apar = ai >= 0 ? pars[ai] : NULL,
+			.vtb = ic->streams[vi]->time_base,
+			.atb = ai >= 0 ? ic->streams[ai]->time_base : (AVRational){ 1, 8000 },
+		};
+		go_online(g, ix, &w, &src);
+		run_session(g, ix, &w, &src);
 		edge_segw_close(&w, EDGE_CUT_STOP);
 		set_recording(g, &w);
 		avformat_close_input(&ic);
 		edge_avlog_unregister(registered);
-		/* A session that lasted a while resets the backoff; a flapping camera does not. */
-		if (cn_time_mono_ms() - t0 > 30000)
-			backoff = BACKOFF_MIN_MS;
-		if (!atomic_load(&g->stop)) {
-			g_mutex_lock(&g->lock);
-			g->st.reconnects++;
-			g->st.retry_in_ms = backoff;
-			g_mutex_unlock(&g->lock);
-			nap(g, backoff);
-			backoff = backoff * 2 > g->opts.backoff_max_ms ? g->opts.backoff_max_ms : backoff * 2;
-		}
+		session_ended(g, t0, &backoff);
 	}
 	edge_segw_close(&w, EDGE_CUT_STOP);
 	edge_segw_set_audio(&w, NULL, (AVRational){ 1, 8000 });

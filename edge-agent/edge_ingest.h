@@ -1,4 +1,4 @@
-/* edge_ingest.h: one thread per camera stream: RTSP in (libavformat, no decoding), segments out. */
+/* edge_ingest.h: one thread per camera stream: RTSP in (own client over TCP, else libavformat; no decoding), segments out. */
 #ifndef EDGE_INGEST_H
 #define EDGE_INGEST_H
 
@@ -29,6 +29,7 @@ struct edge_ingest_opts {
 	int64_t segment_ms;
 	int64_t timeout_ms;     /* per network operation (connect, describe, each read) */
 	int64_t backoff_max_ms; /* reconnect delay cap */
+	int64_t batch_ms;       /* RTSP over TCP: pause after a short read (ingest_batch) */
 	struct edge_analytics *analytics; /* for the silent-worker fallback; may be NULL */
 };
 

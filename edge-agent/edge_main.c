@@ -30,6 +30,9 @@ static const struct cn_conf_directive edge_directives[] = {
 	  3600000, "60s", NULL, "length of a segment file (cut at the next keyframe)" },
 	{ "rtsp_timeout", CN_CONF_DURATION, offsetof(struct edge_conf, rtsp_timeout), 1000, 120000,
 	  "10s", NULL, "a camera silent this long (connect, describe or between packets) is unreachable" },
+	{ "ingest_batch", CN_CONF_DURATION, offsetof(struct edge_conf, ingest_batch), 0, 100, "20ms",
+	  NULL, "RTSP over TCP: after a read that found little, wait this long before the next, so one "
+	  "wakeup carries many RTP packets (CPU) at the cost of this much latency; 0: read at once" },
 	{ "reconnect_max", CN_CONF_DURATION, offsetof(struct edge_conf, reconnect_max), 1000, 600000,
 	  "30s", NULL, "cap of the exponential reconnect backoff" },
 	{ "archive_quota", CN_CONF_SIZE, offsetof(struct edge_conf, archive_quota), 0, 1LL << 50, "0",
@@ -167,6 +170,7 @@ static int edge_start(struct cn_daemon *d)
 	opts.segment_ms = e->conf->segment_duration;
 	opts.timeout_ms = e->conf->rtsp_timeout;
 	opts.backoff_max_ms = e->conf->reconnect_max;
+	opts.batch_ms = e->conf->ingest_batch;
 	opts.analytics = &e->analytics;
 	if ((rc = edge_analytics_start(&e->analytics, e->conf->analytics_listen, e->conf->analytics_publish,
 				       e->index_path, e->conf->analytics_silence)) < 0)

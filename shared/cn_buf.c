@@ -30,6 +30,23 @@ bool cn_str_has_prefix(struct cn_str s, const char *prefix)
 	return s.len >= n && memcmp(s.p, prefix, n) == 0;
 }
 
+static char ascii_lower(char c)
+{
+	return c >= 'A' && c <= 'Z' ? (char)(c - 'A' + 'a') : c;
+}
+
+bool cn_str_eq_nocase(struct cn_str s, const char *lit)
+{
+	size_t n = strlen(lit);
+
+	if (s.len != n)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (ascii_lower(s.p[i]) != ascii_lower(lit[i]))
+			return false;
+	return true;
+}
+
 static bool is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\r' || c == '\n';

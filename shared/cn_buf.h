@@ -18,6 +18,8 @@ struct cn_str cn_str_from(const char *cstr);
 bool cn_str_eq(struct cn_str a, struct cn_str b);
 bool cn_str_eq_cstr(struct cn_str a, const char *b);
 bool cn_str_has_prefix(struct cn_str s, const char *prefix);
+/* ASCII case-insensitive equality (protocol tokens and header names). */
+bool cn_str_eq_nocase(struct cn_str s, const char *lit);
 struct cn_str cn_str_trim(struct cn_str s);
 /* Decimal integer, optional leading '-', no spaces, within [min, max]. */
 int cn_str_to_i64(struct cn_str s, int64_t min, int64_t max, int64_t *out);

@@ -86,18 +86,6 @@ static bool is_visible(struct cn_str s)
 	return true;
 }
 
-static bool eq_nocase(struct cn_str s, const char *lit)
-{
-	size_t n = strlen(lit);
-
-	if (s.len != n)
-		return false;
-	for (size_t i = 0; i < n; i++)
-		if (lower(s.p[i]) != lower(lit[i]))
-			return false;
-	return true;
-}
-
 static bool has_suffix(struct cn_str s, const char *suffix)
 {
 	size_t n = strlen(suffix);
@@ -491,7 +479,7 @@ static int parse_fingerprint(struct parser *p, struct cn_str v, char alg[16], ui
 	char q[48];
 
 	for (i = 0; i < sizeof(hashes) / sizeof(hashes[0]); i++)
-		if (eq_nocase(name, hashes[i].name))
+		if (cn_str_eq_nocase(name, hashes[i].name))
 			need = hashes[i].len;
 	if (!need)
 		return afail(p, CN_E_MALFORMED,
@@ -942,15 +930,15 @@ static enum cn_sdp_codec classify(const struct cn_sdp_format *f)
 {
 	struct cn_str name = cn_str_from(f->name);
 
-	if (eq_nocase(name, "H264") && f->clock == 90000)
+	if (cn_str_eq_nocase(name, "H264") && f->clock == 90000)
 		return CN_SDP_CODEC_H264;
-	if (eq_nocase(name, "H265") && f->clock == 90000)
+	if (cn_str_eq_nocase(name, "H265") && f->clock == 90000)
 		return CN_SDP_CODEC_H265;
-	if (eq_nocase(name, "PCMU") && f->clock == 8000 && f->channels <= 1)
+	if (cn_str_eq_nocase(name, "PCMU") && f->clock == 8000 && f->channels <= 1)
 		return CN_SDP_CODEC_PCMU;
-	if (eq_nocase(name, "PCMA") && f->clock == 8000 && f->channels <= 1)
+	if (cn_str_eq_nocase(name, "PCMA") && f->clock == 8000 && f->channels <= 1)
 		return CN_SDP_CODEC_PCMA;
-	if (eq_nocase(name, "rtx"))
+	if (cn_str_eq_nocase(name, "rtx"))
 		return CN_SDP_CODEC_RTX;
 	return CN_SDP_CODEC_OTHER;
 }
@@ -970,12 +958,12 @@ static int parse_fmtp_params(struct parser *p, struct cn_sdp_format *f)
 		item = cn_str_trim(item);
 		if (!eq)
 			continue;
-		if (f->codec == CN_SDP_CODEC_H264 && eq_nocase(key, "packetization-mode")) {
+		if (f->codec == CN_SDP_CODEC_H264 && cn_str_eq_nocase(key, "packetization-mode")) {
 			if (!to_u64(item, 2, &n))
 				return afail(p, CN_E_MALFORMED, "packetization-mode '%s' is not 0, 1 or 2",
 					     show(q, sizeof(q), item));
 			f->packetization_mode = (int)n;
-		} else if (f->codec == CN_SDP_CODEC_H264 && eq_nocase(key, "profile-level-id")) {
+		} else if (f->codec == CN_SDP_CODEC_H264 && cn_str_eq_nocase(key, "profile-level-id")) {
 			uint32_t v = 0;
 			bool ok = item.len == 6;
 
@@ -989,12 +977,12 @@ static int parse_fmtp_params(struct parser *p, struct cn_sdp_format *f)
 				return afail(p, CN_E_MALFORMED, "profile-level-id '%s' is not 6 hex digits",
 					     show(q, sizeof(q), item));
 			f->profile_level_id = v;
-		} else if (f->codec == CN_SDP_CODEC_H264 && eq_nocase(key, "level-asymmetry-allowed")) {
+		} else if (f->codec == CN_SDP_CODEC_H264 && cn_str_eq_nocase(key, "level-asymmetry-allowed")) {
 			if (!to_u64(item, 1, &n))
 				return afail(p, CN_E_MALFORMED, "level-asymmetry-allowed '%s' is not 0 or 1",
 					     show(q, sizeof(q), item));
 			f->level_asymmetry_allowed = n == 1;
-		} else if (f->codec == CN_SDP_CODEC_RTX && eq_nocase(key, "apt")) {
+		} else if (f->codec == CN_SDP_CODEC_RTX && cn_str_eq_nocase(key, "apt")) {
 			if (!to_u64(item, MAX_PT, &n))
 				return afail(p, CN_E_MALFORMED, "apt '%s' is not a payload type 0 to 127",
 					     show(q, sizeof(q), item));

@@ -23,7 +23,9 @@ import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-BIN = REPO / "build" / "bin"
+# Our binaries from build/bin unless CANOPY_BIN_DIR says; the test camera is always build/bin's.
+BIN = Path(os.environ.get("CANOPY_BIN_DIR", REPO / "build" / "bin"))
+TESTCAM = REPO / "build" / "bin" / "canopy-testcam"
 CLIP = REPO / "build" / "bench" / "clip.mp4"
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -57,7 +59,7 @@ def make_clip() -> None:
 
 
 def start_camera() -> tuple[subprocess.Popen, str]:
-    p = subprocess.Popen([str(BIN / "canopy-testcam"), "--port", "0", "--file", str(CLIP)],
+    p = subprocess.Popen([str(TESTCAM), "--port", "0", "--file", str(CLIP)],
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     line = p.stdout.readline().split()
     assert line and line[0] == "READY", "testcam did not start"

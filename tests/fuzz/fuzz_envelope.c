@@ -11,15 +11,7 @@
 #include "cn_envelope.h"
 #include "cn_err.h"
 #include "cn_json.h"
-
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
+#include "fuzz_check.h"
 
 /* Like CHECK, with the return code and the decoder's message. */
 #define CHECK_RC(rc, want, err)                                                              \

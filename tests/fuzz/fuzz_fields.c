@@ -8,15 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "cn_fields.h"
-
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
+#include "fuzz_check.h"
 
 /* One of each kind, shaped like canopy-central's operations. */
 static const struct cn_field fields[] = {

@@ -12,21 +12,13 @@
 #include "cn_crypto.h"
 #include "cn_err.h"
 #include "cn_jwt.h"
+#include "fuzz_check.h"
 
 /* Fixed clock for the checks that do not pick their own. */
 #define NOW 1795000000LL
 #define LEEWAY 60LL
 /* get_claim_time's upper bound: 9999-12-31T23:59:59Z. */
 #define MAX_TIME 253402300799LL
-
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -7,6 +7,7 @@
 
 #include "cn_err.h"
 #include "cn_mp4.h"
+#include "fuzz_check.h"
 
 /*
  * The input is a whole file. Three passes:
@@ -19,15 +20,6 @@
  * 3. Consistency: a walk of the first valid_end bytes ends clean at the same point, and a
  *    walk fed a growing file ends exactly where the one-shot walk did.
  */
-
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

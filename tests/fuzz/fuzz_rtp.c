@@ -8,6 +8,7 @@
 
 #include "cn_err.h"
 #include "cn_rtp.h"
+#include "fuzz_check.h"
 
 /*
  * The first byte picks what the rest of the input is:
@@ -21,15 +22,6 @@
  * 4 an avcC / hvcC record, then its output walked as Annex B;
  * 5 NAL iteration in every format.
  */
-
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
 
 #define MAX_INPUT 65536
 

@@ -11,6 +11,7 @@
 #include "cn_addrpolicy.h"
 #include "cn_err.h"
 #include "cn_stun.h"
+#include "fuzz_check.h"
 
 /*
  * The input is one message as it arrives on the wire (UDP datagram, or a TCP frame):
@@ -28,15 +29,6 @@
  *    exactly when it refuses, normalising twice changes nothing, and the verdict on the
  *    normalised address is the same.
  */
-
-#define CHECK(cond)                                                                          \
-	do {                                                                                 \
-		if (!(cond)) {                                                               \
-			fprintf(stderr, "%s:%d: invariant violated: %s\n", __FILE__, __LINE__, \
-				#cond);                                                      \
-			abort();                                                             \
-		}                                                                            \
-	} while (0)
 
 #define MAX_INPUT 70000
 

@@ -280,7 +280,9 @@ def first_frame(path: Path):
 
 def test_json_logs_stay_json_with_ffmpeg_errors(edge_factory, camera_factory):
     cam = camera_factory(width=320, height=180, user="admin", password="right-one")
-    entry = camera_entry(cam, "gate")
+    # Over TCP the edge's own RTSP client talks to the camera; UDP goes through
+    # libavformat, whose log lines are what this test is about.
+    entry = camera_entry(cam, "gate", transport="udp")
     entry["password"] = "Wrong-7x"
     edge = edge_factory([entry], log_format="json", log_debug="ffmpeg")
     edge.wait_state("gate", "unauthorized")
