@@ -40,7 +40,9 @@ def test_enrol_push_camera_and_roll_up(central_factory, daemon_factory, camera_f
     n = wait(lambda: (x := node_state(admin, node["id"]))["state"] == "online" and x,
              10, "edge online at central")
     assert n["key_id"] and n["software"].startswith("canopy-edge")
-    assert (edge.data / "uplink.json").exists()
+    # the edge stores its identity when central's welcome arrives, just after central
+    # marks it online (slower under the sanitizers)
+    wait(lambda: (edge.data / "uplink.json").exists(), 5, "identity stored by the edge")
     up = edge.api("/api/v1/cameras").json()["uplink"]
     assert up["state"] == "ready" and up["node_id"] == node["id"] and up["error"] is None
 
