@@ -841,7 +841,7 @@ static struct wh_msg *msg_from_row(PGresult *r, int i)
 
 /* Rows of a claim, or of an events transaction (adopted), become held messages and grants
  * for the http thread. Adopted rows past this instance's queue limits go back at once. */
-static int take_rows(struct central_webhook *w, PGresult *r, bool adopted)
+static void take_rows(struct central_webhook *w, PGresult *r, bool adopted)
 {
 	int i, rows = PQntuples(r), taken = 0;
 	GHashTable *grants = g_hash_table_new(g_str_hash, g_str_equal);
@@ -909,7 +909,6 @@ static int take_rows(struct central_webhook *w, PGresult *r, bool adopted)
 	g_hash_table_destroy(grants);
 	if (taken > 0)
 		cn_log_debug("webhook", "%s %d message(s)", adopted ? "took" : "claimed", taken);
-	return taken;
 }
 
 /* Results of events transactions handed over by central_webhook_adopt. */
@@ -937,7 +936,7 @@ static bool claim(struct central_webhook *w)
 	const char *p[5] = { w->c->instance_id, n, per, lease, NULL };
 	struct cn_buf skip;
 	PGresult *r;
-	int rows, want, taken;
+	int rows, want;
 
 	if (room <= 0)
 		return true; /* claimed again once results free some room */
@@ -963,9 +962,8 @@ static bool claim(struct central_webhook *w)
 	cn_buf_free(&skip);
 	check_notifies(w);
 	rows = PQntuples(r);
-	taken = take_rows(w, r, false);
+	take_rows(w, r, false);
 	PQclear(r);
-	(void)taken;
 	return rows == want;
 }
 
