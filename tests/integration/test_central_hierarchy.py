@@ -139,3 +139,29 @@ def test_two_instances_one_database(central_factory, daemon_factory, camera_fact
     n = wait(lambda: (x := admin_b.ok("GET", f"/nodes/{node['id']}"))["config"]["drift"] is False
              and x, 10, "no drift")
     assert n["config"]["applied_version"] >= 3
+
+
+def test_config_acks_count_in_version_order(central_factory, pg):
+    """Acks of two quick pushes run on different pool connections and may commit in either
+    order; an older ack arriving last must not pull the node back into drift."""
+    c = central_factory()
+    admin = c.admin()
+    site = admin.ok("POST", "/sites", {"name": "Acks"})
+    node, _ = enrol_token(admin, site["id"], "edge", "edge-acks")
+    conn = pg.connect(c.dbname, autocommit=True)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("UPDATE nodes SET desired_version = 3 WHERE id = %s", (node["id"],))
+            cur.execute("SELECT uplink_config_ack(%s, 3, true, '')", (node["id"],))
+            cur.execute("SELECT uplink_config_ack(%s, 2, true, '')", (node["id"],))
+            n = admin.ok("GET", f"/nodes/{node['id']}")["config"]
+            assert (n["applied_version"], n["drift"]) == (3, False)
+            # a refusal of a newer version still shows, and a late ok of an older one
+            # does not clear it
+            cur.execute("UPDATE nodes SET desired_version = 4 WHERE id = %s", (node["id"],))
+            cur.execute("SELECT uplink_config_ack(%s, 4, false, 'bad camera url')", (node["id"],))
+            cur.execute("SELECT uplink_config_ack(%s, 3, true, '')", (node["id"],))
+            n = admin.ok("GET", f"/nodes/{node['id']}")["config"]
+            assert (n["applied_version"], n["error"], n["drift"]) == (3, "bad camera url", True)
+    finally:
+        conn.close()
