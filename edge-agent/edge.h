@@ -23,6 +23,7 @@ struct edge_conf {
 	int64_t segment_duration;
 	int64_t rtsp_timeout;
 	int64_t ingest_batch;
+	int64_t ingest_batch_idle;
 	int64_t reconnect_max;
 	int64_t archive_quota;
 	int64_t archive_max_percent;

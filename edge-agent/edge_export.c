@@ -57,6 +57,7 @@ struct export_out {
 	int a_out;               /* audio stream in oc, -1 when none */
 	enum AVCodecID a_codec;
 	int64_t base_ms, last_dts, last_adts;
+	int64_t last_step; /* the last video frame's duration in oc's time base */
 };
 
 /* The segment's G.711 track (edge_segment.c records no other audio), or -1. */
@@ -172,7 +173,8 @@ static int copy_segment(struct export_job *j, const struct edge_segment_row *seg
 	AVFormatContext *ic = NULL;
 	AVPacket *pkt = av_packet_alloc();
 	int rc, done = 0, ai, npending = 0;
-	bool started = !first;
+	bool started = !first, seg_first = true;
+	int64_t shift = 0;
 	AVPacket *pending[EXPORT_PENDING_AUDIO];
 
 	snprintf(path, sizeof(path), "%s/%s", j->x->archive_dir, seg->path);
@@ -253,10 +255,18 @@ static int copy_segment(struct export_job *j, const struct edge_segment_row *seg
 		int64_t seg_off = av_rescale_q(seg->start_ms - x->base_ms, (AVRational){ 1, 1000 }, os->time_base);
 		int64_t cts = pkt->pts != AV_NOPTS_VALUE ? pkt->pts - dts : 0;
 		pkt->dts = seg_off + av_rescale_q(dts, in->time_base, os->time_base);
-		/* Segment anchors are refined by a few ms; never let that reorder frames. */
+		/* Segment anchors are wall-clock times stamped when packets were read, so
+		 * neighbours can overlap by a read batch: the whole segment moves to start
+		 * one frame after the last, rather than frames bunching up at the joint. */
+		if (seg_first && x->last_dts != INT64_MIN && pkt->dts <= x->last_dts)
+			shift = x->last_dts + (x->last_step > 0 ? x->last_step : 1) - pkt->dts;
+		seg_first = false;
+		pkt->dts += shift;
 		if (x->last_dts != INT64_MIN && pkt->dts <= x->last_dts)
 			pkt->dts = x->last_dts + 1;
 		pkt->pts = pkt->dts + av_rescale_q(cts, in->time_base, os->time_base);
+		if (x->last_dts != INT64_MIN)
+			x->last_step = pkt->dts - x->last_dts;
 		x->last_dts = pkt->dts;
 		pkt->stream_index = 0;
 		pkt->pos = -1;

@@ -299,8 +299,13 @@ static int run_session(struct edge_ingest *g, struct edge_index *ix, struct edge
 		bool changed = false;
 		int rc;
 		arm_deadline(g);
-		if (src->rtsp)
+		if (src->rtsp) {
+			/* Latency matters only to live viewers; recording and motion take the
+			 * longer batch (fewer wakeups). */
+			edge_rtsp_set_batch(src->rtsp, edge_live_viewers(g->live) > 0 ? g->opts.batch_ms
+										: g->opts.batch_idle_ms);
 			rc = edge_rtsp_read(src->rtsp, pkt, &changed, reason, sizeof(reason));
+		}
 		else
 			rc = av_read_frame(ic, pkt);
 		int64_t now_mono = cn_time_mono_ms(), now = cn_time_wall_ms();
@@ -641,6 +646,7 @@ static gpointer ingest_thread(gpointer data)
 	}
 	edge_segw_close(&w, EDGE_CUT_STOP);
 	edge_segw_set_audio(&w, NULL, (AVRational){ 1, 8000 });
+	edge_segw_free(&w);
 	set_recording(g, &w);
 	set_state(g, ix, EDGE_CAM_STOPPED, "stopped");
 	edge_live_end(g->live);

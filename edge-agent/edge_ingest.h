@@ -30,6 +30,7 @@ struct edge_ingest_opts {
 	int64_t timeout_ms;     /* per network operation (connect, describe, each read) */
 	int64_t backoff_max_ms; /* reconnect delay cap */
 	int64_t batch_ms;       /* RTSP over TCP: pause after a short read (ingest_batch) */
+	int64_t batch_idle_ms;  /* the same while nobody watches the camera live (ingest_batch_idle) */
 	struct edge_analytics *analytics; /* for the silent-worker fallback; may be NULL */
 };
 

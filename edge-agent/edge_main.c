@@ -33,6 +33,9 @@ static const struct cn_conf_directive edge_directives[] = {
 	{ "ingest_batch", CN_CONF_DURATION, offsetof(struct edge_conf, ingest_batch), 0, 100, "20ms",
 	  NULL, "RTSP over TCP: after a read that found little, wait this long before the next, so one "
 	  "wakeup carries many RTP packets (CPU) at the cost of this much latency; 0: read at once" },
+	{ "ingest_batch_idle", CN_CONF_DURATION, offsetof(struct edge_conf, ingest_batch_idle), 0, 500,
+	  "250ms", NULL, "ingest_batch for a camera nobody watches live (recording and motion only, where "
+	  "latency does not matter): fewer, larger reads; shortened by itself so the socket buffer never fills" },
 	{ "reconnect_max", CN_CONF_DURATION, offsetof(struct edge_conf, reconnect_max), 1000, 600000,
 	  "30s", NULL, "cap of the exponential reconnect backoff" },
 	{ "archive_quota", CN_CONF_SIZE, offsetof(struct edge_conf, archive_quota), 0, 1LL << 50, "0",
@@ -171,6 +174,7 @@ static int edge_start(struct cn_daemon *d)
 	opts.timeout_ms = e->conf->rtsp_timeout;
 	opts.backoff_max_ms = e->conf->reconnect_max;
 	opts.batch_ms = e->conf->ingest_batch;
+	opts.batch_idle_ms = e->conf->ingest_batch_idle;
 	opts.analytics = &e->analytics;
 	if ((rc = edge_analytics_start(&e->analytics, e->conf->analytics_listen, e->conf->analytics_publish,
 				       e->index_path, e->conf->analytics_silence)) < 0)

@@ -25,6 +25,8 @@
 #define MAX_AU (8 * 1024 * 1024) /* the largest access unit accepted */
 #define QUEUE 8                 /* packets ready for the caller (a push emits at most 2) */
 #define RR_INTERVAL_MS 5000
+#define RATE_WINDOW_MS 1000     /* how often the receive rate and socket buffer are measured */
+#define FIRST_SLEEP_CAP_MS 50   /* the longest pause before the first measurement */
 #define REQ_CAP 4096
 
 struct stream {
@@ -58,6 +60,9 @@ struct edge_rtsp {
 	uint8_t *rx;
 	size_t rx_len, rx_pos;
 	bool last_read_full;
+	/* The pause before a read is at most the time the socket buffer takes to fill a
+	 * quarter (measured every RATE_WINDOW_MS), so a long batch never stalls the sender. */
+	int64_t rate_t0_ms, rate_bytes, sleep_cap_ms;
 	int64_t last_rx_ms; /* the last packet handed over (or PLAY): the read deadline counts from it */
 	int64_t next_keepalive_ms, next_rr_ms;
 	struct stream st[2]; /* 0 video, 1 audio */
@@ -411,6 +416,31 @@ static void on_data(struct edge_rtsp *c, uint8_t ch, const uint8_t *p, size_t n)
 
 /* ---- requests ----------------------------------------------------------------------------- */
 
+/* Counts received bytes; every RATE_WINDOW_MS works out how long the socket's receive
+ * buffer (as the kernel sized it, which grows with what we read at once) takes to fill a
+ * quarter at the measured rate: the longest pause between reads that cannot make the
+ * camera wait or drop. */
+static void measure_rate(struct edge_rtsp *c, ssize_t n)
+{
+	int64_t now = now_ms(), dt;
+	int rcvbuf = 0;
+	socklen_t sl = sizeof(rcvbuf);
+
+	c->rate_bytes += n;
+	if (!c->rate_t0_ms) {
+		c->rate_t0_ms = now;
+		return;
+	}
+	if ((dt = now - c->rate_t0_ms) < RATE_WINDOW_MS)
+		return;
+	if (getsockopt(c->fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, &sl) == 0 && rcvbuf > 0 && c->rate_bytes > 0)
+		c->sleep_cap_ms = (int64_t)rcvbuf / 4 * dt / c->rate_bytes;
+	else
+		c->sleep_cap_ms = INT64_MAX;
+	c->rate_t0_ms = now;
+	c->rate_bytes = 0;
+}
+
 /* Reads until a complete chunk is at rx_pos (a message or a frame), reading more as
  * needed. While streaming, batch_ms between reads. Returns 1, or a negative code. */
 static int fill(struct edge_rtsp *c, struct cn_rtsp_chunk *ch, int64_t deadline, bool batch,
@@ -431,17 +461,23 @@ static int fill(struct edge_rtsp *c, struct cn_rtsp_chunk *ch, int64_t deadline,
 			c->rx_len -= c->rx_pos;
 			c->rx_pos = 0;
 		}
-		if (batch && c->batch_ms > 0 && !c->last_read_full) {
-			struct timespec ts = { 0, (long)(c->batch_ms * 1000000) };
-			nanosleep(&ts, NULL);
+		if (batch && !c->last_read_full) {
+			int64_t ms = c->batch_ms < c->sleep_cap_ms ? c->batch_ms : c->sleep_cap_ms;
+			if (ms > 0) {
+				struct timespec ts = { (time_t)(ms / 1000), (long)(ms % 1000) * 1000000 };
+				nanosleep(&ts, NULL);
+			}
 		}
 		for (;;) {
 			if (stopped(c))
 				return -ECANCELED;
 			ssize_t n = recv(c->fd, c->rx + c->rx_len, RX_CAP - c->rx_len, MSG_DONTWAIT);
 			if (n > 0) {
-				c->last_read_full = (size_t)n >= (RX_CAP - c->rx_len) / 2;
+				/* A read that fills the buffer may have left more behind: read again
+				 * at once. A shorter one emptied the socket. */
+				c->last_read_full = (size_t)n == RX_CAP - c->rx_len;
 				c->rx_len += (size_t)n;
+				measure_rate(c, n);
 				break;
 			}
 			if (n == 0) {
@@ -712,6 +748,7 @@ int edge_rtsp_open(const struct edge_rtsp_opts *o, struct edge_rtsp **out, char 
 	c->lost = o->lost;
 	c->timeout_ms = o->timeout_ms;
 	c->batch_ms = o->batch_ms;
+	c->sleep_cap_ms = FIRST_SLEEP_CAP_MS;
 	c->session_timeout = 60;
 	cn_strlcpy(c->user, o->user ? o->user : "", sizeof(c->user));
 	cn_strlcpy(c->pass, o->pass ? o->pass : "", sizeof(c->pass));
@@ -894,6 +931,11 @@ const AVCodecParameters *edge_rtsp_audio(const struct edge_rtsp *c, AVRational *
 {
 	*tb = c->st[1].tb;
 	return c->st[1].active ? c->st[1].par : NULL;
+}
+
+void edge_rtsp_set_batch(struct edge_rtsp *c, int64_t batch_ms)
+{
+	c->batch_ms = batch_ms;
 }
 
 uint64_t edge_rtsp_dropped(const struct edge_rtsp *c)

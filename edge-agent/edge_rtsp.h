@@ -22,7 +22,9 @@ struct edge_rtsp_opts {
 	const char *user; /* "" for none */
 	const char *pass;
 	int64_t timeout_ms;
-	int64_t batch_ms;          /* sleep after a read that did not fill the buffer; 0: none */
+	int64_t batch_ms;          /* sleep after a read that did not fill the buffer; 0: none
+	                            * (edge_rtsp_set_batch changes it; capped so the socket
+	                            * buffer never fills) */
 	const atomic_bool *stop;
 	atomic_llong *lost;        /* RTP sequence gaps are added here */
 };
@@ -46,6 +48,10 @@ const AVCodecParameters *edge_rtsp_audio(const struct edge_rtsp *c, AVRational *
  * closed the connection", ...); -ENOTSUP when the stream turned out to reorder frames
  * (B-frames), which libavformat's timestamp guessing handles. */
 int edge_rtsp_read(struct edge_rtsp *c, AVPacket *pkt, bool *changed, char *reason, size_t cap);
+
+/* Changes the pause between reads (the caller's choice between live view's latency and
+ * fewer wakeups); taken at the next read. */
+void edge_rtsp_set_batch(struct edge_rtsp *c, int64_t batch_ms);
 
 /* Access units dropped so far (loss or malformed payload inside them). */
 uint64_t edge_rtsp_dropped(const struct edge_rtsp *c);

@@ -2,9 +2,13 @@
 #include "edge_segment.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <libavutil/avutil.h>
@@ -13,6 +17,7 @@
 #include "cn_buf.h"
 #include "cn_err.h"
 #include "cn_log.h"
+#include "cn_mp4.h"
 
 /* Media time and wall clock may disagree a little (buffering, jitter, camera clock
  * drift); beyond this the camera's timestamps jumped and a new segment starts. */
@@ -27,6 +32,24 @@ void edge_segw_init(struct edge_segw *w, const char *archive_dir, const char *ca
 	w->seg_dur_ms = seg_dur_ms;
 	w->ix = ix;
 	w->a_out = -1;
+	w->fd = -1;
+}
+
+void edge_segw_free(struct edge_segw *w)
+{
+	for (int i = 0; i < w->fpk_cap; i++)
+		av_packet_free(&w->fpk[i]);
+	free(w->fpk);
+	w->fpk = NULL;
+	w->fpk_n = w->fpk_cap = 0;
+	free(w->moof);
+	w->moof = NULL;
+	w->moof_cap = 0;
+	free(w->iov);
+	free(w->lens);
+	w->iov = NULL;
+	w->lens = NULL;
+	w->iov_cap = 0;
 }
 
 int edge_segw_set_audio(struct edge_segw *w, const AVCodecParameters *par, AVRational in_tb)
@@ -86,6 +109,294 @@ static const char *codec_tag(enum AVCodecID id)
 	}
 }
 
+/* ---- own fragments ------------------------------------------------------------------ */
+
+/* Sample flags as FFmpeg's muxer writes them (ISO/IEC 14496-12 8.8.3.1). */
+#define SAMPLE_DEPENDS_NO 0x02000000u
+#define SAMPLE_DEPENDS_YES 0x01000000u
+
+static uint8_t *put32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+	return p + 4;
+}
+
+static uint8_t *put_box(uint8_t *p, uint32_t size, const char *type)
+{
+	p = put32(p, size);
+	memcpy(p, type, 4);
+	return p + 4;
+}
+
+/* Whether this segment's fragments can be ours: video only, H.264 or H.265 whose
+ * parameter sets are Annex B (the packets then are too, and the muxer would turn them
+ * into length-prefixed NALs exactly as we do). */
+static bool own_ok(const struct edge_segw *w, const AVCodecParameters *par)
+{
+	const uint8_t *e = par->extradata;
+
+	if (w->apar || !e || par->extradata_size < 4)
+		return false;
+	if (par->codec_id != AV_CODEC_ID_H264 && par->codec_id != AV_CODEC_ID_HEVC)
+		return false;
+	return e[0] == 0 && e[1] == 0 && (e[2] == 1 || (e[2] == 0 && e[3] == 1));
+}
+
+static int write_all(int fd, const void *p, size_t n)
+{
+	const uint8_t *b = p;
+
+	while (n) {
+		ssize_t r = write(fd, b, n);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return r < 0 ? -errno : -EIO;
+		b += r;
+		n -= (size_t)r;
+	}
+	return 0;
+}
+
+static int writev_all(int fd, struct iovec *iov, size_t cnt)
+{
+	while (cnt) {
+		ssize_t r = writev(fd, iov, cnt > IOV_MAX ? IOV_MAX : (int)cnt);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return -errno;
+		size_t left = (size_t)r;
+		while (cnt && left >= iov->iov_len) {
+			left -= iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt) {
+			if (r == 0)
+				return -EIO;
+			iov->iov_base = (uint8_t *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
+	}
+	return 0;
+}
+
+/* The video track's id and timescale from the init segment the muxer wrote. */
+static int own_init(struct edge_segw *w, const uint8_t *p, size_t len)
+{
+	struct cn_mp4_box b;
+	struct cn_mp4_init init;
+
+	for (size_t off = 0; off < len; off += (size_t)b.size) {
+		if (cn_mp4_box_header(p + off, len - off, &b) < 0 || b.size == 0 || b.size > len - off)
+			return -EPROTO;
+		if (b.type != CN_MP4_FOURCC('m', 'o', 'o', 'v'))
+			continue;
+		if (cn_mp4_parse_moov(p + off, (size_t)b.size, &init) < 0 || init.ntracks != 1)
+			return -EPROTO;
+		w->track_id = init.tracks[0].track_id;
+		w->timescale = init.tracks[0].timescale;
+		return 0;
+	}
+	return -EPROTO;
+}
+
+/* Offset of the next 00 00 01 at or after from, or len: memchr finds the 01s. */
+static size_t next_start_code(const uint8_t *p, size_t len, size_t from)
+{
+	while (from + 3 <= len) {
+		const uint8_t *q = memchr(p + from + 2, 1, len - from - 2);
+		if (!q)
+			return len;
+		size_t j = (size_t)(q - p);
+		if (p[j - 1] == 0 && p[j - 2] == 0)
+			return j - 2;
+		from = j - 1; /* the next start code's 01 is past j */
+	}
+	return len;
+}
+
+/* The next NAL of an Annex B access unit, exactly as cn_nal_next (and FFmpeg's muxer)
+ * cut them: zeros before a start code are not part of the NAL, empty NALs are skipped.
+ * Returns 1, or 0 at the end. */
+static int nal_next(const uint8_t *au, size_t len, size_t *pos, const uint8_t **nal, size_t *nal_len)
+{
+	for (;;) {
+		if (*pos >= len)
+			return 0;
+		size_t start = next_start_code(au, len, *pos);
+		if (start == len) {
+			*pos = len;
+			return 0;
+		}
+		start += 3;
+		size_t end = next_start_code(au, len, start);
+		*pos = end;
+		while (end > start && au[end - 1] == 0)
+			end--;
+		if (end > start) {
+			*nal = au + start;
+			*nal_len = end - start;
+			return 1;
+		}
+	}
+}
+
+/* Room for at least need iovecs (and half as many NAL lengths). */
+static int own_iov_room(struct edge_segw *w, size_t need)
+{
+	if (need <= w->iov_cap)
+		return 0;
+	size_t cap = w->iov_cap ? w->iov_cap : 256;
+	while (cap < need)
+		cap *= 2;
+	struct iovec *iov = realloc(w->iov, cap * sizeof(*iov));
+	if (!iov)
+		return -ENOMEM;
+	w->iov = iov;
+	uint32_t *lens = realloc(w->lens, cap / 2 * sizeof(*lens));
+	if (!lens)
+		return -ENOMEM;
+	w->lens = lens;
+	w->iov_cap = cap;
+	return 0;
+}
+
+static void own_drop(struct edge_segw *w)
+{
+	for (int i = 0; i < w->fpk_n; i++)
+		av_packet_unref(w->fpk[i]);
+	w->fpk_n = 0;
+}
+
+/* Holds a reference to pkt (timestamps already in the track's time base) until its
+ * fragment is written. */
+static int own_append(struct edge_segw *w, const AVPacket *pkt)
+{
+	if (w->fpk_n == w->fpk_cap) {
+		int cap = w->fpk_cap ? 2 * w->fpk_cap : 64;
+		AVPacket **n = realloc(w->fpk, (size_t)cap * sizeof(*n));
+		if (!n)
+			return -ENOMEM;
+		memset(n + w->fpk_cap, 0, (size_t)(cap - w->fpk_cap) * sizeof(*n));
+		w->fpk = n;
+		w->fpk_cap = cap;
+	}
+	if (!w->fpk[w->fpk_n] && !(w->fpk[w->fpk_n] = av_packet_alloc()))
+		return -ENOMEM;
+	if (av_packet_ref(w->fpk[w->fpk_n], pkt) < 0)
+		return -ENOMEM;
+	w->fpk_n++;
+	return 0;
+}
+
+/* Writes the fragment in progress (moof, mdat) with one writev; end_dts is where its
+ * last sample ends. On failure the file is cut back to its last complete fragment. */
+static int own_flush(struct edge_segw *w, int64_t end_dts)
+{
+	int n = w->fpk_n, rc;
+	bool cts = false;
+	size_t pos;
+	const uint8_t *nal;
+	size_t nal_len;
+
+	if (!n)
+		return 0;
+	for (int i = 0; i < n; i++)
+		cts |= w->fpk[i]->pts != w->fpk[i]->dts;
+	size_t per = cts ? 16 : 12;
+	size_t trun_len = 20 + per * (size_t)n;
+	size_t traf_len = 8 + 16 + 20 + trun_len;
+	size_t moof_len = 8 + 16 + traf_len;
+	if (moof_len + 16 > w->moof_cap) {
+		uint8_t *m = realloc(w->moof, moof_len + 16);
+		if (!m) {
+			own_drop(w);
+			return -ENOMEM;
+		}
+		w->moof = m;
+		w->moof_cap = moof_len + 16;
+	}
+	uint8_t *m = w->moof, *tab;
+	m = put_box(m, (uint32_t)moof_len, "moof");
+	m = put_box(m, 16, "mfhd");
+	m = put32(m, 0);
+	m = put32(m, w->frag_seq + 1);
+	m = put_box(m, (uint32_t)traf_len, "traf");
+	m = put_box(m, 16, "tfhd");
+	m = put32(m, 0x020000); /* default-base-is-moof */
+	m = put32(m, w->track_id);
+	m = put_box(m, 20, "tfdt");
+	m = put32(m, 1u << 24); /* version 1: 64-bit time */
+	m = put32(m, (uint32_t)((uint64_t)w->fpk[0]->dts >> 32));
+	m = put32(m, (uint32_t)w->fpk[0]->dts);
+	m = put_box(m, (uint32_t)trun_len, "trun");
+	/* data offset, then duration, size, flags (and composition offset) per sample */
+	m = put32(m, (cts ? 1u << 24 : 0) | 0x000701 | (cts ? 0x000800 : 0));
+	m = put32(m, (uint32_t)n);
+	uint8_t *data_offset = m;
+	m += 4;
+	tab = m;
+	size_t k = 1, j = 0;
+	uint64_t data = 0;
+	for (int i = 0; i < n; i++) {
+		const AVPacket *p = w->fpk[i];
+		int64_t dur = (i + 1 < n ? w->fpk[i + 1]->dts : end_dts) - p->dts;
+		uint64_t size = 0;
+		for (pos = 0; nal_next(p->data, (size_t)p->size, &pos, &nal, &nal_len) == 1;) {
+			if (own_iov_room(w, k + 2) < 0) {
+				own_drop(w);
+				return -ENOMEM;
+			}
+			/* the length's iovec points into lens once lens has stopped moving */
+			put32((uint8_t *)&w->lens[j++], (uint32_t)nal_len);
+			w->iov[k++] = (struct iovec){ NULL, 4 };
+			w->iov[k++] = (struct iovec){ (void *)nal, nal_len };
+			size += 4 + nal_len;
+		}
+		tab = put32(tab, dur > 0 && dur <= UINT32_MAX ? (uint32_t)dur : 0);
+		tab = put32(tab, (uint32_t)size);
+		tab = put32(tab, p->flags & AV_PKT_FLAG_KEY ? SAMPLE_DEPENDS_NO
+							   : SAMPLE_DEPENDS_YES | CN_MP4_SAMPLE_IS_NON_SYNC);
+		if (cts)
+			tab = put32(tab, (uint32_t)(int32_t)(p->pts - p->dts));
+		data += size;
+	}
+	/* the mdat header, 64-bit when the fragment passes 4 GiB */
+	size_t mdat_hdr = data + 8 > UINT32_MAX ? 16 : 8;
+	put32(data_offset, (uint32_t)(moof_len + mdat_hdr));
+	if (mdat_hdr == 8) {
+		put_box(tab, (uint32_t)(data + 8), "mdat");
+	} else {
+		tab = put_box(tab, 1, "mdat");
+		tab = put32(tab, (uint32_t)((data + 16) >> 32));
+		put32(tab, (uint32_t)(data + 16));
+	}
+	if (own_iov_room(w, 1) < 0) {
+		own_drop(w);
+		return -ENOMEM;
+	}
+	w->iov[0] = (struct iovec){ w->moof, moof_len + mdat_hdr };
+	for (size_t i = 1, l = 0; i < k; i += 2)
+		w->iov[i].iov_base = &w->lens[l++];
+	rc = writev_all(w->fd, w->iov, k);
+	own_drop(w);
+	if (rc < 0) {
+		/* Best effort: recovery would cut the partial fragment off anyway. */
+		if (ftruncate(w->fd, (off_t)w->file_pos) < 0)
+			cn_log_debug("segment", "camera '%s': cannot cut '%s' back: %s", w->camera, w->relpath,
+				     strerror(errno));
+		return rc == -EDQUOT ? -ENOSPC : rc;
+	}
+	w->file_pos += (int64_t)(moof_len + mdat_hdr + data);
+	w->frag_seq++;
+	return 0;
+}
+
 static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRational in_tb,
 			const AVPacket *pkt, int64_t recv_ms)
 {
@@ -142,7 +453,12 @@ static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRat
 		w->a_out = ast->index;
 		w->last_adts = INT64_MIN;
 	}
-	if ((rc = avio_open(&w->oc->pb, path, AVIO_FLAG_WRITE)) < 0) {
+	w->own = own_ok(w, par);
+	if (w->own)
+		rc = avio_open_dyn_buf(&w->oc->pb); /* the init segment, written below */
+	else
+		rc = avio_open(&w->oc->pb, path, AVIO_FLAG_WRITE);
+	if (rc < 0) {
 		cn_log_error("segment", "camera '%s': cannot create '%s': %s", w->camera, path,
 			     av_err2str(rc));
 		rc = averr_to_neg(rc);
@@ -161,12 +477,38 @@ static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRat
 		goto out_close_file;
 	}
 	avio_flush(w->oc->pb);
+	if (w->own) {
+		uint8_t *init = NULL;
+		int n = avio_close_dyn_buf(w->oc->pb, &init);
+		w->oc->pb = NULL;
+		rc = n > 0 && init ? own_init(w, init, (size_t)n) : -ENOMEM;
+		if (rc == 0 && (w->oc->streams[0]->time_base.num != 1 ||
+				(uint32_t)w->oc->streams[0]->time_base.den != w->timescale))
+			rc = -EPROTO;
+		if (rc == 0 && (w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0)
+			rc = -errno;
+		if (rc == 0 && (rc = write_all(w->fd, init, (size_t)n)) < 0) {
+			close(w->fd);
+			w->fd = -1;
+			unlink(path);
+		}
+		av_free(init);
+		if (rc < 0) {
+			cn_log_error("segment", "camera '%s': cannot start '%s': %s", w->camera, path,
+				     cn_strerror(rc));
+			goto out_free_ctx;
+		}
+		w->file_pos = n;
+		w->frag_seq = 0;
+		w->last_dur = 0;
+		w->fpk_n = 0;
+	}
 	w->in_tb = in_tb;
 	w->start_ms = recv_ms;
 	w->first_dts = pkt->dts;
 	w->last_dts = pkt->dts;
 	w->frag_start_dts = pkt->dts;
-	w->valid_bytes = avio_tell(w->oc->pb);
+	w->valid_bytes = w->own ? w->file_pos : avio_tell(w->oc->pb);
 	w->frag_offset = w->valid_bytes;
 	w->valid_end_ms = recv_ms;
 	w->last_frame_ms = 0;
@@ -180,6 +522,10 @@ static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRat
 
 out_close_file:
 	avio_closep(&w->oc->pb);
+	if (w->fd >= 0) {
+		close(w->fd);
+		w->fd = -1;
+	}
 	unlink(path);
 out_free_ctx:
 	avformat_free_context(w->oc);
@@ -191,6 +537,7 @@ out_free_ctx:
 int edge_segw_close(struct edge_segw *w, enum edge_seg_cut why)
 {
 	int rc = 0, wrc;
+	bool wrote = false;
 	int64_t end_ms;
 
 	if (!w->oc)
@@ -198,14 +545,29 @@ int edge_segw_close(struct edge_segw *w, enum edge_seg_cut why)
 	w->cuts[why]++;
 	/* The trailer writes the fragment in flight; if that fails (disk full) the file
 	 * stays valid up to the last complete fragment, which is what the index says. */
-	wrc = av_write_trailer(w->oc);
-	if (wrc >= 0) {
-		avio_flush(w->oc->pb);
-		w->valid_bytes = avio_tell(w->oc->pb);
+	if (w->own) {
+		/* Nothing in flight only after a failed write: the index already says
+		 * what is valid. */
+		rc = w->fpk_n ? own_flush(w, w->fpk[w->fpk_n - 1]->dts + w->last_dur) : 0;
+		wrote = rc == 0 && w->file_pos > w->valid_bytes;
+		if (close(w->fd) < 0 && rc == 0)
+			rc = errno == EDQUOT || errno == ENOSPC ? -ENOSPC : -errno;
+		w->fd = -1;
+		if (wrote)
+			w->valid_bytes = w->file_pos;
+	} else {
+		wrc = av_write_trailer(w->oc);
+		if (wrc >= 0) {
+			avio_flush(w->oc->pb);
+			w->valid_bytes = avio_tell(w->oc->pb);
+			wrote = true;
+		} else {
+			rc = averr_to_neg(wrc);
+		}
+	}
+	if (wrote) {
 		/* The last frame lasts about as long as the one before it. */
 		w->valid_end_ms = w->start_ms + dts_to_ms(w, w->last_dts) + w->last_frame_ms;
-	} else {
-		rc = averr_to_neg(wrc);
 	}
 	end_ms = w->valid_end_ms;
 	if (w->oc->pb && w->oc->pb->error < 0 && rc == 0)
@@ -365,7 +727,17 @@ int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRationa
 	pkt->dts -= av_rescale_q(w->first_dts, in_tb, w->oc->streams[0]->time_base);
 	pkt->stream_index = 0;
 	pkt->pos = -1;
-	rc = av_write_frame(w->oc, pkt);
+	if (w->own) {
+		/* This keyframe ends the fragment in progress: out it goes, whole. */
+		if (w->fpk_n)
+			w->last_dur = pkt->dts - w->fpk[w->fpk_n - 1]->dts;
+		rc = key && w->fpk_n ? own_flush(w, pkt->dts) : 0;
+		if (rc == 0)
+			rc = own_append(w, pkt);
+		rc = rc < 0 ? AVERROR(-rc) : 0;
+	} else {
+		rc = av_write_frame(w->oc, pkt);
+	}
 	if (rc < 0) {
 		int err = averr_to_neg(rc);
 		cn_log_error("segment", "camera '%s': write to '%s' failed: %s", w->camera, w->relpath,
@@ -378,7 +750,7 @@ int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRationa
 	w->last_dts = dts;
 	if (key && dts != w->frag_start_dts) {
 		/* This keyframe made the muxer write the previous fragment out in full. */
-		int64_t now_valid = avio_tell(w->oc->pb);
+		int64_t now_valid = w->own ? w->file_pos : avio_tell(w->oc->pb);
 		int64_t frag_ms = w->start_ms + dts_to_ms(w, w->frag_start_dts);
 		w->valid_bytes = now_valid;
 		w->valid_end_ms = w->start_ms + dts_to_ms(w, dts);

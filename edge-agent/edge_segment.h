@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/uio.h>
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
@@ -46,6 +47,25 @@ struct edge_segw {
 	int64_t valid_bytes;  /* file is playable up to here */
 	int64_t valid_end_ms; /* wall clock covered by the complete fragments */
 
+	/* Video-only H.264/H.265 segments (Annex B, as both ingest paths give them): the
+	 * muxer writes only the init segment (ftyp, empty moov); each fragment (moof, mdat)
+	 * is written by one writev straight from the packets it holds by reference (shared
+	 * with the live view's GOP cache), their start codes turned into lengths on the
+	 * way. Segments with audio stay with the muxer. */
+	bool own;
+	int fd;
+	int64_t file_pos;     /* bytes written to fd */
+	uint32_t track_id, timescale; /* the video track's, from the init segment */
+	uint32_t frag_seq;    /* mfhd sequence of the last fragment written */
+	int64_t last_dur;     /* the last sample's duration, in the track's time base */
+	AVPacket **fpk;       /* the fragment in progress, in the track's time base */
+	int fpk_n, fpk_cap;
+	uint8_t *moof;        /* moof and mdat header, reused */
+	size_t moof_cap;
+	struct iovec *iov;    /* reused */
+	uint32_t *lens;       /* big-endian NAL lengths the iovecs point at, reused */
+	size_t iov_cap;
+
 	/* totals, for metrics */
 	uint64_t segments;
 	uint64_t fragments;
@@ -73,5 +93,7 @@ int edge_segw_set_audio(struct edge_segw *w, const AVCodecParameters *par, AVRat
 int edge_segw_write_audio(struct edge_segw *w, AVPacket *pkt);
 /* Finishes the open segment, if any: trailer, index row completed. */
 int edge_segw_close(struct edge_segw *w, enum edge_seg_cut why);
+/* Frees what the writer keeps between segments (call once it is closed). */
+void edge_segw_free(struct edge_segw *w);
 
 #endif

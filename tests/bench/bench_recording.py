@@ -4,7 +4,7 @@
 Both record the same RTSP stream (a pre-encoded 1280x720 25 fps ~4 Mbit/s H.264 clip served by
 canopy-testcam --file, so the camera side costs almost nothing) for the same time, one after the
 other, N cameras at a time. Prints one table row per N with our figure, ffmpeg's and the ratio.
-Usage: tests/bench/bench_recording.py [--cameras 10 50 100] [--seconds 60]
+Usage: tests/bench/bench_recording.py [--cameras 10 50 100] [--seconds 60] [--no-ffmpeg] [--edge-option "k = v"]
 """
 
 from __future__ import annotations
@@ -72,14 +72,15 @@ def api(port: int, token: str, path: str):
         return json.loads(r.read())
 
 
-def bench_canopy(n: int, url: str, seconds: int, work: Path) -> dict:
+def bench_canopy(n: int, url: str, seconds: int, work: Path, extra: list[str]) -> dict:
     data = work / "edge"
     data.mkdir()
     (data / "cameras.json").write_text(json.dumps({"cameras": [
         {"id": f"c{i}", "main_url": url} for i in range(n)]}))
     port = free_port()
     conf = work / "edge.conf"
-    conf.write_text(f'data_dir = "{data}"\nhttp_port = {port}\nsegment_duration = 60s\nlog_level = warn\n')
+    conf.write_text(f'data_dir = "{data}"\nhttp_port = {port}\nsegment_duration = 60s\nlog_level = warn\n'
+                    + "".join(line + "\n" for line in extra))
     p = subprocess.Popen([str(BIN / "canopy-edge"), "-c", str(conf)], stderr=subprocess.DEVNULL)
     try:
         time.sleep(0.5)
@@ -93,17 +94,20 @@ def bench_canopy(n: int, url: str, seconds: int, work: Path) -> dict:
         else:
             raise RuntimeError("cameras did not all start recording")
         time.sleep(3)  # past connection set-up
-        before = {c["id"]: c["status"]["counters"]["packets"] for c in api(port, token, "/api/v1/cameras")["cameras"]}
+        before = {c["id"]: c["status"]["counters"] for c in api(port, token, "/api/v1/cameras")["cameras"]}
         c0 = cpu_seconds(p.pid)
         time.sleep(seconds)
         c1 = cpu_seconds(p.pid)
         rss = peak_rss_kib(p.pid)
-        after = {c["id"]: c["status"]["counters"]["packets"] for c in api(port, token, "/api/v1/cameras")["cameras"]}
-        fps = min((after[k] - before[k]) / seconds for k in after)
+        after = {c["id"]: c["status"]["counters"] for c in api(port, token, "/api/v1/cameras")["cameras"]}
+        fps = min((after[k]["packets"] - before[k]["packets"]) / seconds for k in after)
+        # RTP packets lost and frames dropped whole during the window: a read batch longer
+        # than the socket buffer holds would show here
+        lost = sum(after[k][f] - before[k][f] for k in after for f in ("packets_lost", "corrupt_packets"))
     finally:
         p.send_signal(signal.SIGTERM)
         p.wait(timeout=60)
-    return {"cpu": c1 - c0, "rss_kib": rss, "min_fps": fps}
+    return {"cpu": c1 - c0, "rss_kib": rss, "min_fps": fps, "lost": lost}
 
 
 def bench_ffmpeg(n: int, url: str, seconds: int, work: Path) -> dict:
@@ -138,6 +142,9 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--cameras", type=int, nargs="+", default=[10, 50, 100])
     ap.add_argument("--seconds", type=int, default=60)
+    ap.add_argument("--edge-option", action="append", default=[], metavar="'KEY = VALUE'",
+                    help="an extra line for canopy-edge's config (repeatable)")
+    ap.add_argument("--no-ffmpeg", action="store_true", help="measure canopy-edge only (for A/B runs)")
     args = ap.parse_args()
     make_clip()
     print(f"recording a 1280x720 25 fps ~4 Mbit/s H.264 stream for {args.seconds} s per run; "
@@ -149,17 +156,21 @@ def main() -> int:
         cam, url = start_camera()
         work = Path(tempfile.mkdtemp(prefix=f"canopy-bench-{n}-", dir=REPO / "build" / "bench"))
         try:
-            ours = bench_canopy(n, url, args.seconds, work)
-            theirs = bench_ffmpeg(n, url, args.seconds, work)
+            ours = bench_canopy(n, url, args.seconds, work, args.edge_option)
+            theirs = (None if args.no_ffmpeg else bench_ffmpeg(n, url, args.seconds, work))
         finally:
             cam.send_signal(signal.SIGTERM)
             cam.wait(timeout=30)
             shutil.rmtree(work, ignore_errors=True)
         per_min = 60 / args.seconds
-        oc, fc = ours["cpu"] / n * per_min, theirs["cpu"] / n * per_min
-        orss, frss = ours["rss_kib"] / n / 1024, theirs["rss_kib"] / n / 1024
+        oc, orss = ours["cpu"] / n * per_min, ours["rss_kib"] / n / 1024
+        if theirs is None:
+            print(f"| {n} | {oc:.3f} | - | - | {orss:.2f} | - | - | {ours['cpu'] / args.seconds:.2f} | "
+                  f"{ours['min_fps']:.1f} (lost {ours['lost']}) |", flush=True)
+            continue
+        fc, frss = theirs["cpu"] / n * per_min, theirs["rss_kib"] / n / 1024
         print(f"| {n} | {oc:.3f} | {fc:.3f} | {oc / fc:.2f} | {orss:.2f} | {frss:.2f} | {orss / frss:.3f} | "
-              f"{ours['cpu'] / args.seconds:.2f} | {ours['min_fps']:.1f} (ffmpeg alive {theirs['alive']}/{n}) |",
+              f"{ours['cpu'] / args.seconds:.2f} | {ours['min_fps']:.1f} (lost {ours['lost']}; ffmpeg alive {theirs['alive']}/{n}) |",
               flush=True)
     return 0
 
