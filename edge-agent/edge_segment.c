@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,8 +15,10 @@
 
 #include "cn_buf.h"
 #include "cn_err.h"
+#include "cn_file.h"
 #include "cn_log.h"
 #include "cn_mp4.h"
+#include "cn_rtp.h"
 
 /* Media time and wall clock may disagree a little (buffering, jitter, camera clock
  * drift); beyond this the camera's timestamps jumped and a new segment starts. */
@@ -145,46 +146,6 @@ static bool own_ok(const struct edge_segw *w, const AVCodecParameters *par)
 	return e[0] == 0 && e[1] == 0 && (e[2] == 1 || (e[2] == 0 && e[3] == 1));
 }
 
-static int write_all(int fd, const void *p, size_t n)
-{
-	const uint8_t *b = p;
-
-	while (n) {
-		ssize_t r = write(fd, b, n);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0)
-			return r < 0 ? -errno : -EIO;
-		b += r;
-		n -= (size_t)r;
-	}
-	return 0;
-}
-
-static int writev_all(int fd, struct iovec *iov, size_t cnt)
-{
-	while (cnt) {
-		ssize_t r = writev(fd, iov, cnt > IOV_MAX ? IOV_MAX : (int)cnt);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return -errno;
-		size_t left = (size_t)r;
-		while (cnt && left >= iov->iov_len) {
-			left -= iov->iov_len;
-			iov++;
-			cnt--;
-		}
-		if (cnt) {
-			if (r == 0)
-				return -EIO;
-			iov->iov_base = (uint8_t *)iov->iov_base + left;
-			iov->iov_len -= left;
-		}
-	}
-	return 0;
-}
-
 /* The video track's id and timescale from the init segment the muxer wrote. */
 static int own_init(struct edge_segw *w, const uint8_t *p, size_t len)
 {
@@ -203,47 +164,6 @@ static int own_init(struct edge_segw *w, const uint8_t *p, size_t len)
 		return 0;
 	}
 	return -EPROTO;
-}
-
-/* Offset of the next 00 00 01 at or after from, or len: memchr finds the 01s. */
-static size_t next_start_code(const uint8_t *p, size_t len, size_t from)
-{
-	while (from + 3 <= len) {
-		const uint8_t *q = memchr(p + from + 2, 1, len - from - 2);
-		if (!q)
-			return len;
-		size_t j = (size_t)(q - p);
-		if (p[j - 1] == 0 && p[j - 2] == 0)
-			return j - 2;
-		from = j - 1; /* the next start code's 01 is past j */
-	}
-	return len;
-}
-
-/* The next NAL of an Annex B access unit, exactly as cn_nal_next (and FFmpeg's muxer)
- * cut them: zeros before a start code are not part of the NAL, empty NALs are skipped.
- * Returns 1, or 0 at the end. */
-static int nal_next(const uint8_t *au, size_t len, size_t *pos, const uint8_t **nal, size_t *nal_len)
-{
-	for (;;) {
-		if (*pos >= len)
-			return 0;
-		size_t start = next_start_code(au, len, *pos);
-		if (start == len) {
-			*pos = len;
-			return 0;
-		}
-		start += 3;
-		size_t end = next_start_code(au, len, start);
-		*pos = end;
-		while (end > start && au[end - 1] == 0)
-			end--;
-		if (end > start) {
-			*nal = au + start;
-			*nal_len = end - start;
-			return 1;
-		}
-	}
 }
 
 /* Room for at least need iovecs (and half as many NAL lengths). */
@@ -347,7 +267,7 @@ static int own_flush(struct edge_segw *w, int64_t end_dts)
 		const AVPacket *p = w->fpk[i];
 		int64_t dur = (i + 1 < n ? w->fpk[i + 1]->dts : end_dts) - p->dts;
 		uint64_t size = 0;
-		for (pos = 0; nal_next(p->data, (size_t)p->size, &pos, &nal, &nal_len) == 1;) {
+		for (pos = 0; cn_nal_next(p->data, (size_t)p->size, 0, &pos, &nal, &nal_len) == 1;) {
 			if (own_iov_room(w, k + 2) < 0) {
 				own_drop(w);
 				return -ENOMEM;
@@ -383,7 +303,7 @@ static int own_flush(struct edge_segw *w, int64_t end_dts)
 	w->iov[0] = (struct iovec){ w->moof, moof_len + mdat_hdr };
 	for (size_t i = 1, l = 0; i < k; i += 2)
 		w->iov[i].iov_base = &w->lens[l++];
-	rc = writev_all(w->fd, w->iov, k);
+	rc = cn_writev_all(w->fd, w->iov, k);
 	own_drop(w);
 	if (rc < 0) {
 		/* Best effort: recovery would cut the partial fragment off anyway. */
@@ -487,7 +407,7 @@ static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRat
 			rc = -EPROTO;
 		if (rc == 0 && (w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0)
 			rc = -errno;
-		if (rc == 0 && (rc = write_all(w->fd, init, (size_t)n)) < 0) {
+		if (rc == 0 && (rc = cn_write_all(w->fd, init, (size_t)n)) < 0) {
 			close(w->fd);
 			w->fd = -1;
 			unlink(path);

@@ -1,27 +1,55 @@
-/* cn_file.c: atomic replacement of small files (keys, certificates, tokens, state). */
+/* cn_file.c: writing files: whole buffers, and atomic replacement of small files (keys, certificates, tokens, state). */
 #include "cn_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-static int write_all(int fd, const char *p, size_t n)
+int cn_write_all(int fd, const void *p, size_t n)
 {
-	while (n > 0) {
-		ssize_t w = write(fd, p, n);
+	const uint8_t *b = p;
 
-		if (w < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += w;
+	while (n > 0) {
+		ssize_t w = write(fd, b, n);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return w < 0 ? -errno : -EIO;
+		b += w;
 		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int cn_writev_all(int fd, struct iovec *iov, size_t cnt)
+{
+	while (cnt > 0) {
+		ssize_t w = writev(fd, iov, cnt > IOV_MAX ? IOV_MAX : (int)cnt);
+		size_t left;
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w < 0)
+			return -errno;
+		left = (size_t)w;
+		while (cnt > 0 && left >= iov->iov_len) {
+			left -= iov->iov_len;
+			iov++;
+			cnt--;
+		}
+		if (cnt > 0) {
+			if (w == 0)
+				return -EIO;
+			iov->iov_base = (uint8_t *)iov->iov_base + left;
+			iov->iov_len -= left;
+		}
 	}
 	return 0;
 }
@@ -68,7 +96,7 @@ int cn_file_write_atomic(const char *path, const void *data, size_t len, int mod
 		rc = -errno;
 		goto out_close;
 	}
-	if ((rc = write_all(fd, data, len)) < 0)
+	if ((rc = cn_write_all(fd, data, len)) < 0)
 		goto out_close;
 	if (durable && fsync(fd) != 0) {
 		rc = -errno;

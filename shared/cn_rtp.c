@@ -155,22 +155,20 @@ int cn_rtp_find_ext(const struct cn_rtp_hdr *h, int id, const uint8_t **val, siz
 
 /* ---- NAL units ------------------------------------------------------------------ */
 
-/* Offset of the next 00 00 01 at or after from, or len. Looks at the third byte first:
- * when it is above 1, no start code can begin at any of the three positions. */
+/* Offset of the next 00 00 01 at or after from, or len: memchr finds the 01s (a
+ * vectorised scan, the hot loop of recording), then the two bytes before are checked. */
 static size_t find_start_code(const uint8_t *p, size_t len, size_t from)
 {
-	size_t i = from;
+	while (len >= 3 && from <= len - 3) {
+		const uint8_t *q = memchr(p + from + 2, 1, len - from - 2);
+		size_t j;
 
-	while (len >= 3 && i <= len - 3) {
-		if (p[i + 2] > 1) {
-			i += 3;
-		} else if (p[i + 2] == 1) {
-			if (p[i] == 0 && p[i + 1] == 0)
-				return i;
-			i += 3;
-		} else {
-			i++;
-		}
+		if (!q)
+			return len;
+		j = (size_t)(q - p);
+		if (p[j - 1] == 0 && p[j - 2] == 0)
+			return j - 2;
+		from = j - 1; /* a start code ending past j begins at j - 1 or later */
 	}
 	return len;
 }
