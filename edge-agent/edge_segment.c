@@ -23,6 +23,10 @@
 /* Media time and wall clock may disagree a little (buffering, jitter, camera clock
  * drift); beyond this the camera's timestamps jumped and a new segment starts. */
 #define CLOCK_JUMP_MS 5000
+/* A segment cut for its duration continues its predecessor's timeline, so the two join
+ * without a gap. Only when every packet of the predecessor came this much later than that
+ * timeline said (a camera clock slower than ours) does the next one catch up by the excess. */
+#define CHAIN_DRIFT_MS 300
 
 void edge_segw_init(struct edge_segw *w, const char *archive_dir, const char *camera,
 		    int64_t seg_dur_ms, struct edge_index *ix)
@@ -604,6 +608,7 @@ int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRationa
 		    AVPacket *pkt, int64_t recv_ms)
 {
 	bool key = pkt->flags & AV_PKT_FLAG_KEY;
+	int64_t anchor_ms = recv_ms;
 	int rc;
 
 	if (pkt->dts == AV_NOPTS_VALUE)
@@ -625,6 +630,16 @@ int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRationa
 		 * delayed packet: packets buffered while connecting arrive late in a burst. */
 		if (cut == EDGE_CUT_STOP && recv_ms - media_ms < w->start_ms)
 			w->start_ms = recv_ms - media_ms;
+		if (cut == EDGE_CUT_STOP && recv_ms - media_ms - w->start_ms < w->min_lag_ms)
+			w->min_lag_ms = recv_ms - media_ms - w->start_ms;
+		if (cut == EDGE_CUT_DURATION) {
+			/* Read batches stamp packets up to a batch late: a new anchor taken from
+			 * this one would leave a gap (or overlap) of that much at the joint. */
+			anchor_ms = w->start_ms + av_rescale_q(pkt->dts - w->first_dts, w->in_tb,
+							       (AVRational){ 1, 1000 });
+			if (w->min_lag_ms > CHAIN_DRIFT_MS)
+				anchor_ms += w->min_lag_ms - CHAIN_DRIFT_MS;
+		}
 		if (cut != EDGE_CUT_STOP) {
 			if (cut != EDGE_CUT_DURATION)
 				cn_log_info("segment", "camera '%s': new segment (%s)", w->camera,
@@ -638,8 +653,9 @@ int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRationa
 	if (!w->oc) {
 		if (!key)
 			return 0; /* a segment must start on a keyframe to be playable alone */
-		if ((rc = open_segment(w, par, in_tb, pkt, recv_ms)) < 0)
+		if ((rc = open_segment(w, par, in_tb, pkt, anchor_ms)) < 0)
 			return rc;
+		w->min_lag_ms = recv_ms - anchor_ms;
 	}
 	int64_t dts = pkt->dts;
 	av_packet_rescale_ts(pkt, in_tb, w->oc->streams[0]->time_base);

@@ -39,6 +39,7 @@ struct edge_segw {
 	int64_t seg_id;
 	char relpath[256];
 	int64_t start_ms;     /* wall clock of the first packet */
+	int64_t min_lag_ms;   /* least (arrival - start_ms - media time) seen in this segment */
 	int64_t first_dts;    /* input dts of the first packet */
 	int64_t last_dts;
 	int64_t last_frame_ms; /* duration of the last frame written */

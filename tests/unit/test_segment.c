@@ -11,6 +11,7 @@
 #include "cn_mp4.h"
 #include "cn_rtp.h"
 #include "cn_test.h"
+#include "../../edge-agent/edge_index.h"
 #include "../../edge-agent/edge_segment.h"
 
 #define MAX_PKTS 600
@@ -170,6 +171,111 @@ out:
 	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
 	if (system(path) != 0)
 		cn_test_fail(__FILE__, __LINE__, "cannot remove %s", dir);
+}
+
+static int collect_row(const struct edge_segment_row *row, void *arg)
+{
+	struct edge_segment_row *rows = arg;
+	for (int i = 0; i < 8; i++)
+		if (rows[i].id == 0) {
+			rows[i] = *row;
+			break;
+		}
+	return 0;
+}
+
+/* One-second segments of a 3 s clip, each keyframe read late as the first packet of a
+ * batch, the least delayed packet in the first segment; the camera's clock runs at 1/slow
+ * of ours. Fills rows (8) from the index. */
+static void write_joined(int slow, struct edge_segment_row *rows)
+{
+	char dir[64] = "/tmp/canopy-segj-XXXXXX", dbpath[128], cmd[128];
+	AVFormatContext *ic = NULL;
+	struct edge_index *ix = NULL;
+	struct edge_segw w;
+	struct ref_pkt ref = { 0 };
+	AVPacket *pkt = av_packet_alloc(), *ab = av_packet_alloc();
+	AVCodecParameters *par = avcodec_parameters_alloc();
+	uint8_t ed[4096];
+	int ls = 0, edn, i = 0;
+	int64_t first = AV_NOPTS_VALUE;
+
+	memset(rows, 0, 8 * sizeof(*rows));
+	CHECK(mkdtemp(dir) != NULL);
+	snprintf(dbpath, sizeof(dbpath), "%s/index.db", dir);
+	CHECK_INT(edge_index_open(dbpath, &ix), 0);
+	CHECK_INT(avformat_open_input(&ic, "tests/unit/data/frag-h264.mp4", NULL, NULL), 0);
+	if (!ic || !ix || !pkt || !ab || !par)
+		goto out;
+	AVStream *st = ic->streams[0];
+	avcodec_parameters_copy(par, st->codecpar);
+	edn = cn_avcc_to_annexb(par->extradata, (size_t)par->extradata_size, ed, sizeof(ed), &ls);
+	CHECK(edn > 0);
+	if (edn <= 0)
+		goto out;
+	av_freep(&par->extradata);
+	par->extradata = av_mallocz((size_t)edn + AV_INPUT_BUFFER_PADDING_SIZE);
+	memcpy(par->extradata, ed, (size_t)edn);
+	par->extradata_size = edn;
+	edge_segw_init(&w, dir, "cam", 1000, ix);
+	while (av_read_frame(ic, pkt) >= 0) {
+		if (pkt->stream_index == 0) {
+			if (first == AV_NOPTS_VALUE)
+				first = pkt->dts;
+			CHECK_INT(to_annexb(pkt, ls, ab, &ref), 0);
+			free(ref.data);
+			ref.data = NULL;
+			int64_t media = av_rescale_q(pkt->dts - first, st->time_base, (AVRational){ 1, 1000 });
+			int64_t lag = (pkt->flags & AV_PKT_FLAG_KEY) ? 230 : i == 3 ? 10 : 20 + (i * 37) % 90;
+			CHECK_INT(edge_segw_write(&w, par, st->time_base, ab, 1700000000000LL + media * slow + lag), 0);
+			av_packet_unref(ab);
+			i++;
+		}
+		av_packet_unref(pkt);
+	}
+	CHECK_INT(edge_segw_close(&w, EDGE_CUT_STOP), 0);
+	CHECK_INT((long long)w.segments, 3);
+	edge_segw_free(&w);
+	CHECK_INT(edge_index_segments(ix, "cam", 0, INT64_MAX / 2, collect_row, rows), 0);
+out:
+	avformat_close_input(&ic);
+	av_packet_free(&pkt);
+	av_packet_free(&ab);
+	avcodec_parameters_free(&par);
+	edge_index_close(ix);
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+	if (system(cmd) != 0)
+		cn_test_fail(__FILE__, __LINE__, "cannot remove %s", dir);
+}
+
+/* Segments cut for their length join end to start, however late the batch that read
+ * their keyframe: an export of the joint has neither a hole nor a repeated frame. */
+TEST(segment_duration_cuts_continue_the_timeline)
+{
+	struct edge_segment_row rows[8];
+
+	write_joined(1, rows);
+	CHECK(rows[2].id != 0);
+	CHECK_INT(rows[0].end_ms - rows[0].start_ms, 1000);
+	CHECK_INT(rows[1].start_ms, rows[0].end_ms);
+	CHECK_INT(rows[2].start_ms, rows[1].end_ms);
+	/* the least delayed packet of the first segment placed it */
+	CHECK_INT(rows[0].start_ms, 1700000000000LL + 10);
+}
+
+/* A camera clock slower than ours: the chain follows it until its packets all come later
+ * than its timeline by more than the tolerance, then the next segment catches up. */
+TEST(segment_chain_catches_up_with_a_slow_camera_clock)
+{
+	struct edge_segment_row rows[8];
+
+	write_joined(2, rows);
+	CHECK(rows[2].id != 0);
+	CHECK_INT(rows[1].start_ms, rows[0].end_ms);
+	/* the second segment's packets came >= 1000 ms later than its anchor said: the
+	 * third starts 300 ms short of that */
+	int64_t gap = rows[2].start_ms - rows[1].end_ms;
+	CHECK(gap > 500 && gap < 1000);
 }
 
 TEST(segment_own_fragments_h264)
