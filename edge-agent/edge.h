@@ -20,6 +20,7 @@ struct edge_conf {
 	struct cn_daemon_conf base;
 	char *cameras_file;
 	char *archive_dir;
+	bool archive_direct_io;
 	int64_t segment_duration;
 	int64_t rtsp_timeout;
 	int64_t ingest_batch;

@@ -543,6 +543,7 @@ static gpointer ingest_thread(gpointer data)
 		return NULL;
 	}
 	edge_segw_init(&w, g->opts.archive_dir, g->cfg.id, g->opts.segment_ms, ix);
+	w.direct_io = g->opts.direct_io;
 	/* Cameras added together start a little apart: a hundred simultaneous probes cost a
 	 * burst of memory, CPU and network for nothing. */
 	nap(g, g->start_delay_ms);

@@ -27,6 +27,7 @@ struct edge_ingest_opts {
 	char archive_dir[512];
 	char index_path[512];
 	int64_t segment_ms;
+	bool direct_io;          /* segments with O_DIRECT (archive_direct_io) */
 	int64_t timeout_ms;     /* per network operation (connect, describe, each read) */
 	int64_t backoff_max_ms; /* reconnect delay cap */
 	int64_t batch_ms;       /* RTSP over TCP: pause after a short read (ingest_batch) */

@@ -50,6 +50,8 @@ void edge_segw_free(struct edge_segw *w)
 	free(w->moof);
 	w->moof = NULL;
 	w->moof_cap = 0;
+	free(w->dbuf);
+	w->dbuf = NULL;
 	free(w->iov);
 	free(w->lens);
 	w->iov = NULL;
@@ -218,6 +220,100 @@ static int own_append(struct edge_segw *w, const AVPacket *pkt)
 	return 0;
 }
 
+/* Direct writes: the block size every filesystem we meet accepts, and the staging size
+ * (a pwrite per 128 KiB; the buffer is all a camera adds for it). */
+#define DIO_BLOCK 4096
+#define DIO_CHUNK (128 * 1024)
+
+static int pwrite_blocks(int fd, const uint8_t *p, size_t n, off_t off)
+{
+	while (n > 0) {
+		ssize_t k = pwrite(fd, p, n, off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0)
+			return errno == EDQUOT ? -ENOSPC : -errno;
+		/* a direct write stops short only at a block (the disk filled up) */
+		if (k == 0 || k % DIO_BLOCK)
+			return -ENOSPC;
+		p += k;
+		n -= (size_t)k;
+		off += k;
+	}
+	return 0;
+}
+
+/* Appends the iovecs at file_pos (which the caller then advances). Direct: staged in
+ * DIO_CHUNK pieces; the last block is padded with a free box, so the file is whole boxes
+ * at every moment and recovery reads it like any other. After a failure dbuf no longer
+ * holds the tail block: the caller closes the segment. */
+static int own_put(struct edge_segw *w, struct iovec *iov, size_t k)
+{
+	if (!w->direct)
+		return cn_writev_all(w->fd, iov, k);
+	off_t off = (off_t)(w->file_pos - (int64_t)w->dtail);
+	size_t fill = w->dtail;
+	int rc;
+
+	for (size_t i = 0; i < k; i++) {
+		const uint8_t *src = iov[i].iov_base;
+		size_t left = iov[i].iov_len;
+		while (left > 0) {
+			size_t n = left < DIO_CHUNK - fill ? left : DIO_CHUNK - fill;
+			memcpy(w->dbuf + fill, src, n);
+			fill += n;
+			src += n;
+			left -= n;
+			if (fill == DIO_CHUNK) {
+				if ((rc = pwrite_blocks(w->fd, w->dbuf, DIO_CHUNK, off)) < 0)
+					return rc;
+				off += DIO_CHUNK;
+				fill = 0;
+			}
+		}
+	}
+	size_t pad = (DIO_BLOCK - fill % DIO_BLOCK) % DIO_BLOCK;
+	if (pad > 0 && pad < 8)
+		pad += DIO_BLOCK; /* a box header needs 8 bytes */
+	if (fill + pad > 0) {
+		if (pad) {
+			put_box(w->dbuf + fill, (uint32_t)pad, "free");
+			memset(w->dbuf + fill + 8, 0, pad - 8);
+		}
+		if ((rc = pwrite_blocks(w->fd, w->dbuf, fill + pad, off)) < 0)
+			return rc;
+	}
+	size_t keep = fill / DIO_BLOCK * DIO_BLOCK;
+	w->dtail = fill - keep;
+	memmove(w->dbuf, w->dbuf + keep, w->dtail);
+	return 0;
+}
+
+/* Opens a new segment file, O_DIRECT when asked and the filesystem allows. */
+static int own_open(struct edge_segw *w, const char *path)
+{
+	int fl = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC;
+
+	w->direct = false;
+	w->dtail = 0;
+	if (w->direct_io && !w->dbuf && posix_memalign((void **)&w->dbuf, DIO_BLOCK, DIO_CHUNK + DIO_BLOCK) != 0)
+		w->dbuf = NULL;
+	if (w->direct_io && w->dbuf) {
+		if ((w->fd = open(path, fl | O_DIRECT, 0666)) >= 0) {
+			w->direct = true;
+			return 0;
+		}
+		if (errno != EINVAL)
+			return -errno;
+		/* tmpfs and some FUSE filesystems have no direct I/O: once said is enough */
+		cn_log_info("segment", "camera '%s': the archive's filesystem refuses direct I/O; "
+				       "writing through the page cache", w->camera);
+		w->direct_io = false;
+	}
+	w->fd = open(path, fl, 0666);
+	return w->fd < 0 ? -errno : 0;
+}
+
 /* Writes the fragment in progress (moof, mdat) with one writev; end_dts is where its
  * last sample ends. On failure the file is cut back to its last complete fragment. */
 static int own_flush(struct edge_segw *w, int64_t end_dts)
@@ -307,7 +403,7 @@ static int own_flush(struct edge_segw *w, int64_t end_dts)
 	w->iov[0] = (struct iovec){ w->moof, moof_len + mdat_hdr };
 	for (size_t i = 1, l = 0; i < k; i += 2)
 		w->iov[i].iov_base = &w->lens[l++];
-	rc = cn_writev_all(w->fd, w->iov, k);
+	rc = own_put(w, w->iov, k);
 	own_drop(w);
 	if (rc < 0) {
 		/* Best effort: recovery would cut the partial fragment off anyway. */
@@ -409,9 +505,10 @@ static int open_segment(struct edge_segw *w, const AVCodecParameters *par, AVRat
 		if (rc == 0 && (w->oc->streams[0]->time_base.num != 1 ||
 				(uint32_t)w->oc->streams[0]->time_base.den != w->timescale))
 			rc = -EPROTO;
-		if (rc == 0 && (w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666)) < 0)
-			rc = -errno;
-		if (rc == 0 && (rc = cn_write_all(w->fd, init, (size_t)n)) < 0) {
+		w->file_pos = 0;
+		if (rc == 0)
+			rc = own_open(w, path);
+		if (rc == 0 && (rc = own_put(w, &(struct iovec){ init, (size_t)n }, 1)) < 0) {
 			close(w->fd);
 			w->fd = -1;
 			unlink(path);
@@ -474,6 +571,10 @@ int edge_segw_close(struct edge_segw *w, enum edge_seg_cut why)
 		 * what is valid. */
 		rc = w->fpk_n ? own_flush(w, w->fpk[w->fpk_n - 1]->dts + w->last_dur) : 0;
 		wrote = rc == 0 && w->file_pos > w->valid_bytes;
+		/* the last block's free box: no longer needed, and files end where the index says */
+		if (w->direct && ftruncate(w->fd, (off_t)w->file_pos) < 0)
+			cn_log_debug("segment", "camera '%s': cannot cut the padding off '%s': %s", w->camera,
+				     w->relpath, strerror(errno));
 		if (close(w->fd) < 0 && rc == 0)
 			rc = errno == EDQUOT || errno == ENOSPC ? -ENOSPC : -errno;
 		w->fd = -1;

@@ -63,6 +63,14 @@ struct edge_segw {
 	int fpk_n, fpk_cap;
 	uint8_t *moof;        /* moof and mdat header, reused */
 	size_t moof_cap;
+	/* Direct I/O (direct_io asks for it; the filesystem may refuse): the page cache's
+	 * copy of every byte recorded cost more CPU than the rest of the recording, and
+	 * footage pushed everything else out of memory. Writes go through dbuf in whole
+	 * blocks; the last block is completed by a free box the next write overwrites. */
+	bool direct_io;
+	bool direct;          /* this segment's fd is O_DIRECT */
+	uint8_t *dbuf;        /* block-aligned; starts with the dtail bytes before file_pos */
+	size_t dtail;         /* file_pos - the start of its block */
 	struct iovec *iov;    /* reused */
 	uint32_t *lens;       /* big-endian NAL lengths the iovecs point at, reused */
 	size_t iov_cap;

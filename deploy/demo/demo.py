@@ -223,6 +223,10 @@ def read_pidfile(name: str) -> tuple[int | None, list[str]]:
     return None, argv
 
 
+# The processes this run started, by name: their exit status explains an early exit.
+CHILDREN: dict[str, subprocess.Popen] = {}
+
+
 def spawn(name: str, argv: list[str]) -> int:
     run_dir().mkdir(parents=True, exist_ok=True)
     log_dir().mkdir(parents=True, exist_ok=True)
@@ -233,7 +237,23 @@ def spawn(name: str, argv: list[str]) -> int:
     finally:
         out.close()
     (run_dir() / f"{name}.pid").write_text(json.dumps({"pid": proc.pid, "argv": argv}))
+    CHILDREN[name] = proc
     return proc.pid
+
+
+def how_it_ended(name: str) -> str:
+    """' (exit status N)' or ' (killed by SIGX)' for a process this run started and that
+    has ended; a crash leaves nothing in its log, so the message must say it."""
+    proc = CHILDREN.get(name)
+    rc = proc.poll() if proc else None
+    if rc is None:
+        return ""
+    if rc < 0:
+        try:
+            return f" (killed by {signal.Signals(-rc).name})"
+        except ValueError:
+            return f" (killed by signal {-rc})"
+    return f" (exit status {rc})"
 
 
 def stop_process(name: str, timeout: float = 15) -> bool:
@@ -266,7 +286,7 @@ def wait_for(pred, timeout: float, what: str, name: str | None = None, interval:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if name is not None and read_pidfile(name)[0] is None:
-            raise DemoError(f"{name} exited while waiting for {what}; its log "
+            raise DemoError(f"{name} exited{how_it_ended(name)} while waiting for {what}; its log "
                             f"({log_dir() / (name + '.log')}) ends with:\n{log_tail(name)}")
         try:
             v = pred()

@@ -55,7 +55,7 @@ static int to_annexb(const AVPacket *in, int ls, AVPacket *out, struct ref_pkt *
 	return 0;
 }
 
-static void roundtrip(const char *name)
+static void roundtrip(const char *name, bool direct)
 {
 	char src[256], dir[64] = "/tmp/canopy-segw-XXXXXX", dbpath[128], path[512];
 	AVFormatContext *ic = NULL, *rc_ic = NULL;
@@ -91,6 +91,7 @@ static void roundtrip(const char *name)
 	par->extradata_size = edn;
 
 	edge_segw_init(&w, dir, "cam", 3600000, ix);
+	w.direct_io = direct;
 	while (n < MAX_PKTS && av_read_frame(ic, pkt) >= 0) {
 		if (pkt->stream_index != 0) {
 			av_packet_unref(pkt);
@@ -105,6 +106,7 @@ static void roundtrip(const char *name)
 		int64_t recv = 1700000000000LL + av_rescale_q(pkt->dts - first, st->time_base, (AVRational){ 1, 1000 });
 		CHECK_INT(edge_segw_write(&w, par, st->time_base, ab, recv), 0);
 		CHECK(w.own);
+		CHECK_INT(w.direct, direct); /* the tests' temporary directory is on a disk */
 		av_packet_unref(ab);
 		av_packet_unref(pkt);
 		n++;
@@ -280,10 +282,18 @@ TEST(segment_chain_catches_up_with_a_slow_camera_clock)
 
 TEST(segment_own_fragments_h264)
 {
-	roundtrip("frag-h264.mp4");
+	roundtrip("frag-h264.mp4", false);
+}
+
+/* The same bytes through O_DIRECT: whole blocks, the last one padded with a free box
+ * until the segment is closed and cut to its length. */
+TEST(segment_own_fragments_direct_io)
+{
+	roundtrip("frag-h264.mp4", true);
+	roundtrip("frag-h265.mp4", true);
 }
 
 TEST(segment_own_fragments_h265)
 {
-	roundtrip("frag-h265.mp4");
+	roundtrip("frag-h265.mp4", false);
 }
