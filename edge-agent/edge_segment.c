@@ -221,9 +221,10 @@ static int own_append(struct edge_segw *w, const AVPacket *pkt)
 }
 
 /* Direct writes: the block size every filesystem we meet accepts, and the staging size
- * (a pwrite per 128 KiB; the buffer is all a camera adds for it). */
+ * (a pwrite per 64 KiB, some 8 a second for a 4 Mbit/s camera: the buffer is all the
+ * memory a camera adds for it). */
 #define DIO_BLOCK 4096
-#define DIO_CHUNK (128 * 1024)
+#define DIO_CHUNK (64 * 1024)
 
 static int pwrite_blocks(int fd, const uint8_t *p, size_t n, off_t off)
 {

@@ -114,6 +114,7 @@ static int run(struct cn_daemon *d)
 	if ((rc = cn_loop_init(&d->loop)) < 0)
 		goto out_free_key;
 	if (d->prepare && (rc = d->prepare(d)) < 0) {
+		cn_log_error("daemon", "canopy-%s cannot start: %s", d->component, cn_strerror(rc));
 		if (d->stop)
 			d->stop(d);
 		goto out_destroy_loop;
@@ -132,6 +133,8 @@ static int run(struct cn_daemon *d)
 	    (rc = cn_metrics_add_collector(cn_http_metrics, d->http)) < 0)
 		goto out_stop;
 	if (d->start && (rc = d->start(d)) < 0) {
+		/* the part that failed may have said why; this line says that it ends here */
+		cn_log_error("daemon", "canopy-%s cannot start: %s", d->component, cn_strerror(rc));
 		if (d->stop)
 			d->stop(d); /* undo what start managed before failing */
 		goto out_destroy_loop;
