@@ -20,7 +20,6 @@
 #include "cn_rtpdepay.h"
 #include "cn_rtsp.h"
 #include "cn_time.h"
-#include "edge_auslab.h"
 
 #define RX_CAP (128 * 1024)     /* one read takes up to this much */
 #define MAX_AU (8 * 1024 * 1024) /* the largest access unit accepted */
@@ -34,7 +33,6 @@ struct stream {
 	bool active;
 	int ch_rtp, ch_rtcp;
 	struct cn_depay dp;
-	struct edge_auslab *slab; /* video: where dp builds units, handed over in place */
 	AVCodecParameters *par;
 	AVRational tb;
 	bool have_ts;
@@ -347,10 +345,9 @@ static int emit_video(void *arg, const struct cn_depay_au *au)
 		s->dp.dropped++; /* cannot happen while the caller drains the queue */
 		return 0;
 	}
-	/* The packet references the unit where it was built; the next is built elsewhere. */
-	if (edge_auslab_wrap(s->slab, (uint8_t *)au->data, au->len, p) < 0)
+	if (av_new_packet(p, (int)au->len) < 0)
 		return c->err = -ENOMEM;
-	cn_depay_take(&s->dp);
+	memcpy(p->data, au->data, au->len);
 	c->last_rx_ms = now_ms();
 	p->pts = p->dts = pts;
 	p->stream_index = 0;
@@ -720,7 +717,6 @@ static void free_client(struct edge_rtsp *c)
 {
 	for (int i = 0; i < 2; i++) {
 		cn_depay_free(&c->st[i].dp);
-		edge_auslab_free(c->st[i].slab);
 		avcodec_parameters_free(&c->st[i].par);
 	}
 	for (int i = 0; i < QUEUE; i++)
@@ -841,11 +837,6 @@ int edge_rtsp_open(const struct edge_rtsp_opts *o, struct edge_rtsp **out, char 
 	c->st[0].tb = (AVRational){ 1, 90000 };
 	sprop_extradata(vm, vid, vp);
 	cn_depay_init(&c->st[0].dp, vid == AV_CODEC_ID_H264 ? CN_DEPAY_H264 : CN_DEPAY_H265, MAX_AU);
-	if ((rc = edge_auslab_new(&c->st[0].slab)) < 0) {
-		snprintf(reason, cap, "out of memory");
-		goto out_free;
-	}
-	cn_depay_set_space(&c->st[0].dp, edge_auslab_space, c->st[0].slab, AV_INPUT_BUFFER_PADDING_SIZE);
 
 	char sess_base[1024];
 	cn_strlcpy(sess_base, c->base, sizeof(sess_base));

@@ -10,10 +10,10 @@
 
 /* The common case of recording without libavformat's RTSP demuxer, which polls and
  * reads each interleaved RTP packet on its own: this client reads what the socket holds,
- * then sleeps batch_ms, so one wakeup carries many packets; video access units are built
- * in reference-counted slabs (no allocation per RTP packet or per frame) and handed over
- * from there as AVPackets (no copy), in the form the demuxer gives (Annex B, parameter
- * sets as Annex B extradata, 1/90000 time base; G.711 audio as stream 1). Every wait is bounded by timeout_ms and checks stop. */
+ * then sleeps batch_ms, so one wakeup carries many packets; access units are built in a
+ * per-stream buffer (no allocation per RTP packet) and handed over as AVPackets in the
+ * form the demuxer gives (Annex B, parameter sets as Annex B extradata, 1/90000 time
+ * base; G.711 audio as stream 1). Every wait is bounded by timeout_ms and checks stop. */
 
 struct edge_rtsp;
 

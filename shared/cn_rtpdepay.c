@@ -21,8 +21,7 @@ void cn_depay_free(struct cn_depay *d)
 {
 	if (!d)
 		return;
-	if (!d->space)
-		free(d->buf);
+	free(d->buf);
 	d->buf = NULL;
 	d->len = d->cap = 0;
 }
@@ -33,29 +32,6 @@ void cn_depay_reset(struct cn_depay *d)
 	d->have_ts = false;
 	d->len = 0;
 	d->broken = d->in_fu = false;
-}
-
-void cn_depay_set_space(struct cn_depay *d, cn_depay_space_fn get, void *arg, size_t pad)
-{
-	if (!d->space)
-		free(d->buf);
-	d->buf = NULL;
-	d->len = d->cap = 0;
-	d->space = get;
-	d->space_arg = arg;
-	d->pad = pad;
-}
-
-uint8_t *cn_depay_take(struct cn_depay *d)
-{
-	uint8_t *b = d->buf;
-
-	if (!d->emitting)
-		return NULL;
-	d->emitting = false;
-	d->buf = NULL;
-	d->cap = 0;
-	return b;
 }
 
 /* ---- bit reader over an unescaped copy ------------------------------------------------ */
@@ -342,8 +318,6 @@ int cn_sprop_to_annexb(const char *s, size_t len, uint8_t *out, size_t cap)
 
 /* ---- depacketising -------------------------------------------------------------------- */
 
-/* Room for need bytes of unit and the padding after them: the caller's space, else our
- * own buffer, doubled. */
 static int grow(struct cn_depay *d, size_t need)
 {
 	size_t cap = d->cap ? d->cap : AU_MIN_CAP;
@@ -351,19 +325,10 @@ static int grow(struct cn_depay *d, size_t need)
 
 	if (need > d->max)
 		return -ENOBUFS;
-	if (d->space) {
-		if (!(nb = d->space(d->space_arg, need + d->pad, &cap)) || cap < need + d->pad)
-			return -ENOMEM;
-		if (d->len)
-			memcpy(nb, d->buf, d->len);
-		d->buf = nb;
-		d->cap = cap;
-		return 0;
-	}
-	while (cap < need + d->pad)
+	while (cap < need)
 		cap *= 2;
-	if (cap > d->max + d->pad)
-		cap = d->max + d->pad;
+	if (cap > d->max)
+		cap = d->max;
 	if (!(nb = realloc(d->buf, cap)))
 		return -ENOMEM;
 	d->buf = nb;
@@ -373,7 +338,7 @@ static int grow(struct cn_depay *d, size_t need)
 
 static int reserve(struct cn_depay *d, size_t more)
 {
-	if (d->len + more + d->pad <= d->cap)
+	if (d->len + more <= d->cap)
 		return 0;
 	return grow(d, d->len + more);
 }
@@ -572,8 +537,6 @@ static int finish(struct cn_depay *d, cn_depay_emit_fn emit, void *arg)
 	if (d->broken) {
 		d->dropped++;
 	} else if (d->len > 0) {
-		/* reserve kept the room */
-		memset(d->buf + d->len, 0, d->pad);
 		struct cn_depay_au au = {
 			.data = d->buf,
 			.len = d->len,
@@ -581,9 +544,7 @@ static int finish(struct cn_depay *d, cn_depay_emit_fn emit, void *arg)
 			.key = d->key || (d->codec == CN_DEPAY_H264 && d->has_sps && d->i_slice),
 			.has_ps = d->has_sps,
 		};
-		d->emitting = true;
 		rc = emit(arg, &au);
-		d->emitting = false;
 	}
 	d->len = 0;
 	d->in_fu = false;

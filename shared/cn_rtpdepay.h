@@ -7,16 +7,14 @@
 #include <stdint.h>
 
 /* Pure codec: no I/O. The only allocation is the access-unit buffer, which grows (by
- * doubling) up to the maximum given at init and is reused: nothing per packet. A caller
- * that keeps units without copying them supplies the space instead (cn_depay_set_space). */
+ * doubling) up to the maximum given at init and is reused: nothing per packet. */
 
 enum cn_depay_codec { CN_DEPAY_H264, CN_DEPAY_H265, CN_DEPAY_G711 };
 
 #define CN_DEPAY_MAX_PS 512 /* bytes of one parameter set kept */
 
 /* One access unit: video in Annex B (00 00 00 01 before each NAL, as libavformat's RTSP
- * demuxer hands it over), G.711 the payload as is. data is valid until the next call
- * unless emit takes it (cn_depay_take); video is followed by the padding asked for. */
+ * demuxer hands it over), G.711 the payload as is. data is valid until the next call. */
 struct cn_depay_au {
 	const uint8_t *data;
 	size_t len;
@@ -27,20 +25,10 @@ struct cn_depay_au {
 
 typedef int (*cn_depay_emit_fn)(void *arg, const struct cn_depay_au *au);
 
-/* Space for the video unit being built: at least min bytes, that do not overlap the unit
- * built so far (the depayloader copies it there), *cap set to how many; NULL when there is
- * none (the unit is dropped). The depayloader never frees it. Each call costs a copy of
- * the unit so far, so give room to grow (the rest of a slab, twice min). */
-typedef uint8_t *(*cn_depay_space_fn)(void *arg, size_t min, size_t *cap);
-
 struct cn_depay {
 	enum cn_depay_codec codec;
 	uint8_t *buf;
 	size_t len, cap, max;
-	cn_depay_space_fn space; /* NULL: buf is our own (malloc) */
-	void *space_arg;
-	size_t pad;              /* zero bytes kept after each emitted video unit */
-	bool emitting;           /* inside emit of a video unit: cn_depay_take may take it */
 	bool have_seq;
 	uint16_t next_seq;
 	bool have_ts;     /* an access unit is in progress (buf holds its NALs so far) */
@@ -75,17 +63,6 @@ int cn_depay_push(struct cn_depay *d, const uint8_t *pkt, size_t n, cn_depay_emi
 
 /* Drops the unit in progress and forgets the sequence (a new session). */
 void cn_depay_reset(struct cn_depay *d);
-
-/* Video units are built in space from get (NULL: a buffer of our own) and followed by pad
- * zero bytes (e.g. FFmpeg's AV_INPUT_BUFFER_PADDING_SIZE), so emit can hand one over as
- * is. Call before the first push. */
-void cn_depay_set_space(struct cn_depay *d, cn_depay_space_fn get, void *arg, size_t pad);
-
-/* Only from inside emit, for a video unit: the caller keeps the unit where it is (its
- * data, len and padding) and the next unit is built elsewhere. Returns the unit's buffer:
- * space from get, or without a space function our malloc'd buffer, which the caller then
- * frees. NULL otherwise (G.711 units point into the packet). */
-uint8_t *cn_depay_take(struct cn_depay *d);
 
 /* ---- parameter sets ---------------------------------------------------------------- */
 
