@@ -730,10 +730,15 @@ int edge_segw_write(struct edge_segw *w, const AVCodecParameters *par, AVRationa
 			cut = EDGE_CUT_DURATION;
 		/* The wall clock of the segment's first frame is recv - media for the least
 		 * delayed packet: packets buffered while connecting arrive late in a burst. */
-		if (cut == EDGE_CUT_STOP && recv_ms - media_ms < w->start_ms)
-			w->start_ms = recv_ms - media_ms;
-		if (cut == EDGE_CUT_STOP && recv_ms - media_ms - w->start_ms < w->min_lag_ms)
-			w->min_lag_ms = recv_ms - media_ms - w->start_ms;
+		if (cut == EDGE_CUT_STOP) {
+			int64_t lag = recv_ms - media_ms - w->start_ms;
+			if (lag < 0) {
+				w->start_ms += lag;
+				lag = 0;
+			}
+			if (lag < w->min_lag_ms)
+				w->min_lag_ms = lag;
+		}
 		if (cut == EDGE_CUT_DURATION) {
 			/* Read batches stamp packets up to a batch late: a new anchor taken from
 			 * this one would leave a gap (or overlap) of that much at the joint. */

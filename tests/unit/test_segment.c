@@ -55,51 +55,90 @@ static int to_annexb(const AVPacket *in, int ls, AVPacket *out, struct ref_pkt *
 	return 0;
 }
 
+/* A temporary archive with its index, and a test clip's video opened for reading with
+ * its parameter sets in Annex B, as both ingest paths give them. */
+struct clip {
+	char dir[64];
+	struct edge_index *ix;
+	AVFormatContext *ic;
+	AVCodecParameters *par;
+	int ls; /* the clip's NAL length size */
+};
+
+/* 0, or -1 when a check failed (clip_close still cleans up). */
+static int clip_open(struct clip *c, const char *name)
+{
+	char src[256], dbpath[128];
+	uint8_t ed[4096];
+	int edn;
+
+	memset(c, 0, sizeof(*c));
+	snprintf(c->dir, sizeof(c->dir), "/tmp/canopy-segw-XXXXXX");
+	snprintf(src, sizeof(src), "tests/unit/data/%s", name);
+	CHECK(mkdtemp(c->dir) != NULL);
+	snprintf(dbpath, sizeof(dbpath), "%s/index.db", c->dir);
+	CHECK_INT(edge_index_open(dbpath, &c->ix), 0);
+	CHECK_INT(avformat_open_input(&c->ic, src, NULL, NULL), 0);
+	CHECK((c->par = avcodec_parameters_alloc()) != NULL);
+	if (!c->ic || !c->ix || !c->par)
+		return -1;
+	avcodec_parameters_copy(c->par, c->ic->streams[0]->codecpar);
+	edn = c->par->codec_id == AV_CODEC_ID_H264
+		      ? cn_avcc_to_annexb(c->par->extradata, (size_t)c->par->extradata_size, ed, sizeof(ed), &c->ls)
+		      : cn_hvcc_to_annexb(c->par->extradata, (size_t)c->par->extradata_size, ed, sizeof(ed), &c->ls);
+	CHECK(edn > 0);
+	CHECK(c->ls > 0);
+	if (edn <= 0 || c->ls <= 0)
+		return -1;
+	av_freep(&c->par->extradata);
+	c->par->extradata = av_mallocz((size_t)edn + AV_INPUT_BUFFER_PADDING_SIZE);
+	memcpy(c->par->extradata, ed, (size_t)edn);
+	c->par->extradata_size = edn;
+	return 0;
+}
+
+static void clip_close(struct clip *c)
+{
+	char cmd[128];
+
+	avformat_close_input(&c->ic);
+	avcodec_parameters_free(&c->par);
+	edge_index_close(c->ix);
+	c->ix = NULL;
+	if (!c->dir[0] || strstr(c->dir, "XXXXXX"))
+		return;
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
+	if (system(cmd) != 0)
+		cn_test_fail(__FILE__, __LINE__, "cannot remove %s", c->dir);
+}
+
 static void roundtrip(const char *name, bool direct)
 {
-	char src[256], dir[64] = "/tmp/canopy-segw-XXXXXX", dbpath[128], path[512];
-	AVFormatContext *ic = NULL, *rc_ic = NULL;
-	struct edge_index *ix = NULL;
+	char path[512];
+	AVFormatContext *rc_ic = NULL;
+	struct clip c;
 	struct edge_segw w;
 	struct ref_pkt *refs = calloc(MAX_PKTS, sizeof(*refs));
 	AVPacket *pkt = av_packet_alloc(), *ab = av_packet_alloc();
-	AVCodecParameters *par = avcodec_parameters_alloc();
-	uint8_t ed[4096];
-	int n = 0, ls = 0, keys = 0, edn;
+	int n = 0, keys = 0;
 	int64_t first = AV_NOPTS_VALUE;
 
-	snprintf(src, sizeof(src), "tests/unit/data/%s", name);
-	CHECK(refs && pkt && ab && par);
-	CHECK(mkdtemp(dir) != NULL);
-	snprintf(dbpath, sizeof(dbpath), "%s/index.db", dir);
-	CHECK_INT(edge_index_open(dbpath, &ix), 0);
-	CHECK_INT(avformat_open_input(&ic, src, NULL, NULL), 0);
-	if (!ic || !ix || !refs || !pkt || !ab || !par)
+	CHECK(refs && pkt && ab);
+	if (clip_open(&c, name) < 0 || !refs || !pkt || !ab)
 		goto out;
-	AVStream *st = ic->streams[0];
-	avcodec_parameters_copy(par, st->codecpar);
-	edn = par->codec_id == AV_CODEC_ID_H264
-		      ? cn_avcc_to_annexb(par->extradata, (size_t)par->extradata_size, ed, sizeof(ed), &ls)
-		      : cn_hvcc_to_annexb(par->extradata, (size_t)par->extradata_size, ed, sizeof(ed), &ls);
-	CHECK(edn > 0);
-	CHECK(ls > 0);
-	if (edn <= 0 || ls <= 0)
-		goto out;
-	av_freep(&par->extradata);
-	par->extradata = av_mallocz((size_t)edn + AV_INPUT_BUFFER_PADDING_SIZE);
-	memcpy(par->extradata, ed, (size_t)edn);
-	par->extradata_size = edn;
+	AVStream *st = c.ic->streams[0];
+	AVCodecParameters *par = c.par;
 
-	edge_segw_init(&w, dir, "cam", 3600000, ix);
+	edge_segw_init(&w, c.dir, "cam", 3600000, c.ix);
 	w.direct_io = direct;
-	while (n < MAX_PKTS && av_read_frame(ic, pkt) >= 0) {
+	while (n < MAX_PKTS && av_read_frame(c.ic, pkt) >= 0) {
 		if (pkt->stream_index != 0) {
 			av_packet_unref(pkt);
 			continue;
 		}
 		if (first == AV_NOPTS_VALUE)
 			first = pkt->dts;
-		CHECK_INT(to_annexb(pkt, ls, ab, &refs[n]), 0);
+		CHECK_INT(to_annexb(pkt, c.ls, ab, &refs[n]), 0);
 		refs[n].dts = pkt->dts - first;
 		refs[n].key = pkt->flags & AV_PKT_FLAG_KEY;
 		keys += refs[n].key;
@@ -113,7 +152,7 @@ static void roundtrip(const char *name, bool direct)
 	}
 	CHECK(n > 10);
 	CHECK(keys > 1);
-	snprintf(path, sizeof(path), "%s/%s", dir, w.relpath);
+	snprintf(path, sizeof(path), "%s/%s", c.dir, w.relpath);
 	CHECK_INT(edge_segw_close(&w, EDGE_CUT_STOP), 0);
 	CHECK_INT((long long)w.fragments, keys - 1);
 	edge_segw_free(&w);
@@ -162,17 +201,12 @@ static void roundtrip(const char *name, bool direct)
 	}
 out:
 	avformat_close_input(&rc_ic);
-	avformat_close_input(&ic);
 	for (int k = 0; k < MAX_PKTS && refs; k++)
 		free(refs[k].data);
 	free(refs);
 	av_packet_free(&pkt);
 	av_packet_free(&ab);
-	avcodec_parameters_free(&par);
-	edge_index_close(ix);
-	snprintf(path, sizeof(path), "rm -rf '%s'", dir);
-	if (system(path) != 0)
-		cn_test_fail(__FILE__, __LINE__, "cannot remove %s", dir);
+	clip_close(&c);
 }
 
 static int collect_row(const struct edge_segment_row *row, void *arg)
@@ -191,45 +225,29 @@ static int collect_row(const struct edge_segment_row *row, void *arg)
  * of ours. Fills rows (8) from the index. */
 static void write_joined(int slow, struct edge_segment_row *rows)
 {
-	char dir[64] = "/tmp/canopy-segj-XXXXXX", dbpath[128], cmd[128];
-	AVFormatContext *ic = NULL;
-	struct edge_index *ix = NULL;
+	struct clip c;
 	struct edge_segw w;
 	struct ref_pkt ref = { 0 };
 	AVPacket *pkt = av_packet_alloc(), *ab = av_packet_alloc();
-	AVCodecParameters *par = avcodec_parameters_alloc();
-	uint8_t ed[4096];
-	int ls = 0, edn, i = 0;
+	int i = 0;
 	int64_t first = AV_NOPTS_VALUE;
 
 	memset(rows, 0, 8 * sizeof(*rows));
-	CHECK(mkdtemp(dir) != NULL);
-	snprintf(dbpath, sizeof(dbpath), "%s/index.db", dir);
-	CHECK_INT(edge_index_open(dbpath, &ix), 0);
-	CHECK_INT(avformat_open_input(&ic, "tests/unit/data/frag-h264.mp4", NULL, NULL), 0);
-	if (!ic || !ix || !pkt || !ab || !par)
+	CHECK(pkt && ab);
+	if (clip_open(&c, "frag-h264.mp4") < 0 || !pkt || !ab)
 		goto out;
-	AVStream *st = ic->streams[0];
-	avcodec_parameters_copy(par, st->codecpar);
-	edn = cn_avcc_to_annexb(par->extradata, (size_t)par->extradata_size, ed, sizeof(ed), &ls);
-	CHECK(edn > 0);
-	if (edn <= 0)
-		goto out;
-	av_freep(&par->extradata);
-	par->extradata = av_mallocz((size_t)edn + AV_INPUT_BUFFER_PADDING_SIZE);
-	memcpy(par->extradata, ed, (size_t)edn);
-	par->extradata_size = edn;
-	edge_segw_init(&w, dir, "cam", 1000, ix);
-	while (av_read_frame(ic, pkt) >= 0) {
+	AVStream *st = c.ic->streams[0];
+	edge_segw_init(&w, c.dir, "cam", 1000, c.ix);
+	while (av_read_frame(c.ic, pkt) >= 0) {
 		if (pkt->stream_index == 0) {
 			if (first == AV_NOPTS_VALUE)
 				first = pkt->dts;
-			CHECK_INT(to_annexb(pkt, ls, ab, &ref), 0);
+			CHECK_INT(to_annexb(pkt, c.ls, ab, &ref), 0);
 			free(ref.data);
 			ref.data = NULL;
 			int64_t media = av_rescale_q(pkt->dts - first, st->time_base, (AVRational){ 1, 1000 });
 			int64_t lag = (pkt->flags & AV_PKT_FLAG_KEY) ? 230 : i == 3 ? 10 : 20 + (i * 37) % 90;
-			CHECK_INT(edge_segw_write(&w, par, st->time_base, ab, 1700000000000LL + media * slow + lag), 0);
+			CHECK_INT(edge_segw_write(&w, c.par, st->time_base, ab, 1700000000000LL + media * slow + lag), 0);
 			av_packet_unref(ab);
 			i++;
 		}
@@ -238,16 +256,11 @@ static void write_joined(int slow, struct edge_segment_row *rows)
 	CHECK_INT(edge_segw_close(&w, EDGE_CUT_STOP), 0);
 	CHECK_INT((long long)w.segments, 3);
 	edge_segw_free(&w);
-	CHECK_INT(edge_index_segments(ix, "cam", 0, INT64_MAX / 2, collect_row, rows), 0);
+	CHECK_INT(edge_index_segments(c.ix, "cam", 0, INT64_MAX / 2, collect_row, rows), 0);
 out:
-	avformat_close_input(&ic);
 	av_packet_free(&pkt);
 	av_packet_free(&ab);
-	avcodec_parameters_free(&par);
-	edge_index_close(ix);
-	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-	if (system(cmd) != 0)
-		cn_test_fail(__FILE__, __LINE__, "cannot remove %s", dir);
+	clip_close(&c);
 }
 
 /* Segments cut for their length join end to start, however late the batch that read
